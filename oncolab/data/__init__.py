@@ -1,0 +1,49 @@
+"""Data: the ``Cohort`` type, the synthetic cohort, files on disk, splits and real datasets.
+
+Chapter 1 teaches all of it. This subpackage knows nothing of models.
+"""
+
+from .cohort import DIAGNOSES, MODALITIES, Cohort, Patient, check_modalities
+from .io import (
+    DiskImages,
+    YoloLabelError,
+    export_cohort,
+    export_yolo,
+    load_cohort,
+    read_data_yaml,
+    read_image,
+    read_yolo_labels,
+)
+from .labs import BIOMARKERS, Biomarker, biomarker, flag_value, reference_range
+from .real import (
+    RealDataset,
+    load_breast_cancer_genes,
+    load_fna_breast_cancer,
+    load_gbsg2,
+    load_whas500,
+)
+from .splits import kfold_indices, train_val_test_split
+from .synthetic import (
+    CENTERS,
+    GENE_PATHWAYS,
+    GENES,
+    INFORMATIVE_GENES,
+    SITES,
+    CohortConfig,
+    lesion_geometry,
+    oracle_table,
+    render_radiograph,
+    render_slide,
+    stain_matrix,
+    synthetic_cohort,
+)
+
+__all__ = [
+    "BIOMARKERS", "CENTERS", "DIAGNOSES", "GENES", "GENE_PATHWAYS", "INFORMATIVE_GENES",
+    "MODALITIES", "SITES", "Biomarker", "Cohort", "CohortConfig", "DiskImages", "Patient",
+    "RealDataset", "YoloLabelError", "biomarker", "check_modalities", "export_cohort",
+    "export_yolo", "flag_value", "kfold_indices", "lesion_geometry", "load_breast_cancer_genes",
+    "load_cohort", "load_fna_breast_cancer", "load_gbsg2", "load_whas500", "oracle_table",
+    "read_data_yaml", "read_image", "read_yolo_labels", "reference_range", "render_radiograph",
+    "render_slide", "stain_matrix", "synthetic_cohort", "train_val_test_split",
+]

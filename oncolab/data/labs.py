@@ -1,0 +1,135 @@
+"""The blood panel as data: biomarkers, units, reference ranges and flags.
+
+Taught in chapter 1 (what the panel measures) and chapter 6 (flags and narratives).
+
+Reference ranges are typical adult values from general clinical-chemistry references; a
+laboratory's own ranges differ slightly and always win in practice. Where a range depends on
+sex (haemoglobin) or on age and sex (ESR), :func:`reference_range` says so.
+
+Flag rule (written down once, used everywhere):
+
+* ``"critical"`` when the value is beyond the critical limit (``critical_low`` /
+  ``critical_high``) where one is defined;
+* ``"low"`` when below the reference range, ``"high"`` when above it;
+* ``"normal"`` inside the range (limits included);
+* ``"not measured"`` when the value is missing (NaN or None). A missing value is never
+  invented.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = [
+    "BIOMARKERS",
+    "Biomarker",
+    "FLAGS",
+    "flag_value",
+    "biomarker",
+    "reference_range",
+]
+
+FLAGS = ("low", "normal", "high", "critical", "not measured")
+
+
+@dataclass(frozen=True)
+class Biomarker:
+    """One analyte of the panel, in the units the cohort reports it in."""
+
+    name: str  # column name in the cohort's lab table
+    label: str  # how a clinician writes it
+    unit: str
+    low: float  # reference range (adult male where sex matters)
+    high: float
+    low_female: float | None = None
+    high_female: float | None = None
+    critical_low: float | None = None
+    critical_high: float | None = None
+    # generative model: value = median * exp(log_sd * z + effect * s / sd(s)) (oncolab.data.synthetic)
+    median: float = 1.0
+    log_sd: float = 0.1
+    effect: float = 0.0  # + rises with aggressiveness, - falls
+    decimals: int = 0
+    # other units people report it in: unit -> factor to multiply by to get `unit`
+    conversions: tuple[tuple[str, float], ...] = ()
+    description: str = ""
+
+
+BIOMARKERS: tuple[Biomarker, ...] = (
+    Biomarker("alp", "alkaline phosphatase (ALP)", "U/L", 40, 130, critical_high=1000,
+              median=85, log_sd=0.25, effect=0.5, decimals=0,
+              description="rises with bone formation and bone destruction"),
+    Biomarker("ldh", "lactate dehydrogenase (LDH)", "U/L", 140, 280, critical_high=1500,
+              median=200, log_sd=0.2, effect=0.4, decimals=0,
+              description="released by fast-growing or dying cells; tumour burden"),
+    Biomarker("crp", "C-reactive protein (CRP)", "mg/L", 0, 5, critical_high=200,
+              median=2.5, log_sd=0.7, effect=0.9, decimals=1,
+              description="acute-phase inflammation"),
+    Biomarker("calcium", "calcium", "mmol/L", 2.15, 2.55, critical_low=1.75, critical_high=3.0,
+              median=2.35, log_sd=0.035, effect=0.05, decimals=2,
+              conversions=(("mg/dL", 0.2495),),
+              description="bone resorption releases calcium"),
+    Biomarker("haemoglobin", "haemoglobin", "g/L", 130, 170, low_female=120, high_female=155,
+              critical_low=70, median=145, log_sd=0.07, effect=-0.08, decimals=0,
+              conversions=(("g/dL", 10.0),),
+              description="anaemia of chronic disease or marrow involvement"),
+    Biomarker("wbc", "white cell count (WBC)", "10^9/L", 4.0, 11.0, critical_low=1.0,
+              critical_high=30.0, median=6.8, log_sd=0.2, effect=0.2, decimals=1,
+              description="inflammation and infection"),
+    Biomarker("esr", "erythrocyte sedimentation rate (ESR)", "mm/h", 0, 15, high_female=20,
+              median=10, log_sd=0.5, effect=0.6, decimals=0,
+              description="non-specific inflammation; upper limit grows with age"),
+    Biomarker("albumin", "albumin", "g/L", 35, 50, critical_low=20, median=43, log_sd=0.07,
+              effect=-0.07, decimals=0, conversions=(("g/dL", 10.0),),
+              description="falls with chronic illness and poor nutrition"),
+)
+
+_BY_NAME = {b.name: b for b in BIOMARKERS}
+
+
+def biomarker(name: str) -> Biomarker:
+    """Look a biomarker up by its column name; unknown names raise a KeyError listing the known."""
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise KeyError(f"unknown biomarker {name!r}; known: {sorted(_BY_NAME)}") from None
+
+
+def reference_range(name: str, sex: str | None = None, age: float | None = None) -> tuple[float, float]:
+    """Reference range (low, high) for a biomarker, by sex and age where it matters.
+
+    ESR's upper limit follows the Westergren rule of thumb when an age is given:
+    age/2 for men and (age + 10)/2 for women, never below the adult default.
+    """
+    b = biomarker(name)
+    low, high = b.low, b.high
+    if sex is not None and sex not in ("F", "M"):
+        raise ValueError(f"sex must be 'F' or 'M', got {sex!r}")
+    if sex == "F":
+        low = b.low_female if b.low_female is not None else low
+        high = b.high_female if b.high_female is not None else high
+    if name == "esr" and age is not None:
+        rule = age / 2 if sex != "F" else (age + 10) / 2
+        high = max(high, rule)
+    return float(low), float(high)
+
+
+def flag_value(name: str, value: float | None, sex: str | None = None, age: float | None = None) -> str:
+    """Flag one value by the rule in this module's docstring."""
+    b = biomarker(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "not measured"
+    value = float(value)
+    if value < 0:
+        raise ValueError(f"{name}: a concentration cannot be negative, got {value}")
+    if (b.critical_low is not None and value < b.critical_low) or (
+        b.critical_high is not None and value > b.critical_high
+    ):
+        return "critical"
+    low, high = reference_range(name, sex, age)
+    if value < low:
+        return "low"
+    if value > high:
+        return "high"
+    return "normal"

@@ -1,0 +1,91 @@
+"""Real datasets that ship with installed packages, in the book's table conventions.
+
+Taught in chapters 1, 7 and 8. All load offline.
+
+Each loader returns a :class:`RealDataset`: ``X`` (a DataFrame of covariates, raw: no
+encoding or scaling, so that preprocessing can be fitted inside cross-validation folds),
+``y`` (scikit-survival's structured (event, time) array, or class labels), and a
+description with the source and what the outcome means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["RealDataset", "load_breast_cancer_genes", "load_fna_breast_cancer", "load_gbsg2",
+           "load_whas500"]
+
+
+@dataclass
+class RealDataset:
+    name: str
+    X: pd.DataFrame
+    y: np.ndarray
+    description: str
+    citation: str
+
+    def __repr__(self) -> str:
+        return f"RealDataset({self.name!r}, X={self.X.shape}, y={self.y.dtype.names or self.y.dtype})"
+
+
+def _surv(event, time) -> np.ndarray:
+    out = np.empty(len(time), dtype=[("event", bool), ("time", float)])
+    out["event"] = np.asarray(event, bool)
+    out["time"] = np.asarray(time, float)
+    return out
+
+
+def _as_frame(X: pd.DataFrame) -> pd.DataFrame:
+    X = X.copy()
+    for c in X.columns:
+        if isinstance(X[c].dtype, pd.CategoricalDtype):
+            X[c] = X[c].astype(str)
+    X.index = pd.RangeIndex(len(X), name="patient_id").astype(str)
+    return X
+
+
+def load_gbsg2() -> RealDataset:
+    """German Breast Cancer Study Group 2: 686 patients, recurrence-free survival (days)."""
+    from sksurv.datasets import load_gbsg2 as _load
+
+    X, y = _load()
+    return RealDataset("gbsg2", _as_frame(X), _surv(y["cens"], y["time"]),
+                       "686 node-positive breast cancer patients; outcome recurrence-free survival in days; "
+                       "covariates age, tumour size and grade, nodes, hormone receptors, menopause, hormonal therapy.",
+                       "Schumacher et al., J Clin Oncol 1994")
+
+
+def load_breast_cancer_genes() -> RealDataset:
+    """scikit-survival's breast_cancer: 198 patients, 76 genes + clinical, distant metastasis."""
+    from sksurv.datasets import load_breast_cancer as _load
+
+    X, y = _load()
+    return RealDataset("breast_cancer", _as_frame(X), _surv(y["e.tdm"], y["t.tdm"]),
+                       "198 node-negative breast cancer patients; 76 gene expression values plus age, ER, "
+                       "grade and size; outcome time to distant metastasis (days).",
+                       "Desmedt et al., Clin Cancer Res 2007")
+
+
+def load_whas500() -> RealDataset:
+    """Worcester Heart Attack Study: 500 patients, survival after myocardial infarction (days)."""
+    from sksurv.datasets import load_whas500 as _load
+
+    X, y = _load()
+    return RealDataset("whas500", _as_frame(X), _surv(y["fstat"], y["lenfol"]),
+                       "500 patients after acute myocardial infarction; outcome death (days).",
+                       "Hosmer, Lemeshow and May, Applied Survival Analysis 2008")
+
+
+def load_fna_breast_cancer() -> RealDataset:
+    """scikit-learn's Wisconsin diagnostic breast cancer: 569 FNA samples, malignant vs benign."""
+    from sklearn.datasets import load_breast_cancer as _load
+
+    d = _load(as_frame=True)
+    X = _as_frame(d.data)
+    y = (d.target.to_numpy() == 0).astype(int)  # 1 = malignant
+    return RealDataset("fna_breast_cancer", X, y,
+                       "569 fine-needle aspirates, 30 nuclear features; outcome 1 = malignant, 0 = benign.",
+                       "Street, Wolberg and Mangasarian, 1993")

@@ -1,0 +1,61 @@
+"""Patient-level stratified splits: train/val/test and K folds.
+
+Taught in chapter 1; chapter 13 shows what goes wrong without them (leakage).
+
+Splits are made on patients, never on images or tiles, and stratified by diagnosis so that
+each part has the cohort's class mix. They return positions (integer arrays) into the cohort;
+``cohort.subset(idx)`` turns them into cohorts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from .cohort import Cohort
+
+__all__ = ["kfold_indices", "train_val_test_split"]
+
+
+def _strata(cohort: Cohort | np.ndarray, stratify: str | None) -> tuple[int, np.ndarray | None]:
+    if isinstance(cohort, Cohort):
+        n = len(cohort)
+        if stratify is None:
+            return n, None
+        if stratify not in cohort.labels.columns:
+            raise ValueError(f"cannot stratify by {stratify!r}; label columns are {list(cohort.labels.columns)}")
+        return n, cohort.labels[stratify].to_numpy()
+    labels = np.asarray(cohort)
+    return len(labels), (labels if stratify is not None else None)
+
+
+def train_val_test_split(cohort: Cohort | np.ndarray, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
+                         seed: int = 0, stratify: str | None = "y") -> dict[str, np.ndarray]:
+    """Split patients into ``{"train", "val", "test"}`` positions, stratified by ``stratify``.
+
+    ``cohort`` may also be an array of labels. ``fractions`` must be three non-negative
+    numbers summing to 1 (``val`` may be 0).
+    """
+    fr = np.asarray(fractions, dtype=float)
+    if fr.shape != (3,) or (fr < 0).any() or not np.isclose(fr.sum(), 1.0) or fr[0] == 0 or fr[2] == 0:
+        raise ValueError(f"fractions must be (train, val, test) >= 0 summing to 1 with train, test > 0; got {fractions}")
+    n, strata = _strata(cohort, stratify)
+    idx = np.arange(n)
+    rest, test = train_test_split(idx, test_size=fr[2], random_state=seed, stratify=strata)
+    if fr[1] == 0:
+        return {"train": np.sort(rest), "val": np.array([], dtype=int), "test": np.sort(test)}
+    train, val = train_test_split(rest, test_size=fr[1] / (fr[0] + fr[1]), random_state=seed,
+                                  stratify=None if strata is None else strata[rest])
+    return {"train": np.sort(train), "val": np.sort(val), "test": np.sort(test)}
+
+
+def kfold_indices(cohort: Cohort | np.ndarray, k: int = 5, seed: int = 0,
+                  stratify: str | None = "y") -> list[tuple[np.ndarray, np.ndarray]]:
+    """K stratified folds of patients: a list of ``(train_positions, test_positions)``."""
+    if not isinstance(k, int) or k < 2:
+        raise ValueError(f"k must be an integer >= 2, got {k!r}")
+    n, strata = _strata(cohort, stratify)
+    if strata is None:
+        strata = np.zeros(n)
+    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(np.sort(tr), np.sort(te)) for tr, te in skf.split(np.zeros(n), strata)]

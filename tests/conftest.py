@@ -1,0 +1,27 @@
+"""Shared test settings: offline, a private data folder, a headless matplotlib."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("ONCOLAB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _data_dir(tmp_path_factory):
+    os.environ["ONCOLAB_DATA"] = str(tmp_path_factory.mktemp("oncolab-data"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def small_cohort():
+    """A 90-patient cohort with small images, shared by the unit tests (read-only)."""
+    from oncolab.data import synthetic_cohort
+
+    return synthetic_cohort(90, seed=3, image_size=96, slide_size=128)

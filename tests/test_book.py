@@ -1,0 +1,72 @@
+"""The book's structure: chapters listed, sources without outputs, shape, and the build."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+sys.path.insert(0, str(ROOT / "tools"))
+import chapters as chapter_tools  # noqa: E402
+
+
+def _toc_files() -> set[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {toc["root"]}
+    for part in toc.get("parts", []):
+        for ch in part.get("chapters", []) or []:
+            files.add(ch["file"])
+            for sec in ch.get("sections", []) or []:
+                files.add(sec["file"])
+    return files
+
+
+def test_there_are_chapters():
+    assert CHAPTERS, "no notebooks in chapters/"
+
+
+def test_every_chapter_is_in_the_toc():
+    listed = _toc_files()
+    missing = [p.relative_to(ROOT).with_suffix("").as_posix() for p in CHAPTERS
+               if p.relative_to(ROOT).with_suffix("").as_posix() not in listed]
+    assert not missing, f"chapters not listed in _toc.yml: {missing}"
+
+
+def test_every_toc_entry_exists():
+    missing = [f for f in _toc_files()
+               if not any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb"))]
+    assert not missing, f"_toc.yml lists files that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_sources_carry_no_outputs(nb_path):
+    nb = json.loads(nb_path.read_text())
+    dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+             and (c.get("outputs") or c.get("execution_count"))]
+    assert not dirty, f"{nb_path.name}: cells {dirty} have outputs; run tools/chapters.py sync"
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_shape(nb_path):
+    assert chapter_tools.problems(nb_path) == []
+
+
+@pytest.mark.book
+def test_book_builds_without_warnings(tmp_path):
+    """The whole book builds with warnings as errors (execution off: chapters are run above)."""
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    cfg["execute"]["execute_notebooks"] = "off"
+    cfg_path = tmp_path / "_config.yml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    jb = Path(sys.executable).with_name("jupyter-book")
+    res = subprocess.run([str(jb), "build", str(ROOT), "--config", str(cfg_path), "--path-output",
+                          str(tmp_path / "out"), "-W", "-n", "--keep-going"],
+                         capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stdout[-6000:] + res.stderr[-4000:]
+    assert (tmp_path / "out" / "_build" / "html" / "index.html").exists()
