@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not chapter and not book"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check oncolab tests data_scripts benchmarks
+	$(VENV)/bin/ruff check oncolab tests data_scripts benchmarks tools
 
 clean:
 	rm -rf _build .pytest_cache .ruff_cache .jupyter_cache

@@ -168,7 +168,7 @@ def load_cohort(folder: str | Path) -> Cohort:
         path = folder / f"{name}.csv"
         if not path.is_file():
             raise FileNotFoundError(f"table {name!r} listed in {meta_path} but {path} is missing")
-        df = pd.read_csv(path, index_col="patient_id", keep_default_na=True)
+        df = pd.read_csv(path, index_col="patient_id", keep_default_na=True, float_precision="round_trip")
         df.index = df.index.astype(str)
         if name in _BOOL_TABLES:
             df = df.astype(bool)

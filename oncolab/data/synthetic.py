@@ -187,8 +187,8 @@ def lesion_geometry(u: float, rng: np.random.Generator) -> dict[str, float]:
     return g
 
 
-def _lesion_fields(g: dict[str, float], size: int):
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+def _lesion_fields(g: dict[str, float], size: int, rows: slice = slice(None), cols: slice = slice(None)):
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)[:, rows, cols] / size
     dx, dy = xx - g["lx"], yy - g["ly"]
     xr = dx * np.cos(g["theta"]) + dy * np.sin(g["theta"])
     yr = -dx * np.sin(g["theta"]) + dy * np.cos(g["theta"])
@@ -202,8 +202,14 @@ def _lesion_fields(g: dict[str, float], size: int):
 
 def lesion_mask(g: dict[str, float], size: int) -> np.ndarray:
     """The lesion's pixels (bool (size, size)) for a geometry from :func:`lesion_geometry`."""
-    _, _, rho, edge = _lesion_fields(g, size)
-    return rho < edge
+    # the lesion lies within 0.3 image widths of its centre: evaluate that window only
+    reach = 0.32
+    r0, r1 = max(int((g["ly"] - reach) * size), 0), min(int(np.ceil((g["ly"] + reach) * size)), size)
+    c0, c1 = max(int((g["lx"] - reach) * size), 0), min(int(np.ceil((g["lx"] + reach) * size)), size)
+    _, _, rho, edge = _lesion_fields(g, size, slice(r0, r1), slice(c0, c1))
+    mask = np.zeros((size, size), bool)
+    mask[r0:r1, c0:c1] = rho < edge
+    return mask
 
 
 def render_radiograph(u: float, rng: np.random.Generator, size: int = 256,

@@ -1,0 +1,317 @@
+"""The synthetic cohort, its files, splits, real loaders and the environment (chapter 1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oncolab.data import (
+    BIOMARKERS,
+    GENES,
+    INFORMATIVE_GENES,
+    YoloLabelError,
+    export_cohort,
+    export_yolo,
+    flag_value,
+    kfold_indices,
+    load_breast_cancer_genes,
+    load_cohort,
+    load_fna_breast_cancer,
+    load_gbsg2,
+    read_data_yaml,
+    read_yolo_labels,
+    reference_range,
+    synthetic_cohort,
+    train_val_test_split,
+)
+from oncolab.env import HubUnavailableError, get_device, require_hub, seed_everything
+
+
+# --- the generator ------------------------------------------------------------------------
+def test_same_seed_same_bytes_and_other_seed_differs():
+    a = synthetic_cohort(40, seed=7, image_size=64, slide_size=96)
+    b = synthetic_cohort(40, seed=7, image_size=64, slide_size=96)
+    c = synthetic_cohort(40, seed=8, image_size=64, slide_size=96)
+    assert a.fingerprint(images=40) == b.fingerprint(images=40)
+    assert a.fingerprint() != c.fingerprint()
+    # images do not depend on the order they are asked for in
+    late_first = synthetic_cohort(40, seed=7, image_size=64, slide_size=96)
+    assert np.array_equal(late_first.radiograph(39), a.radiograph(39))
+    assert np.array_equal(late_first.slide(5), a.slide(5))
+
+
+def test_cohort_contents(small_cohort):
+    c = small_cohort
+    assert len(c) == 90
+    assert set(c.modalities) == {"radiograph", "pathology", "labs", "genes", "clinical"}
+    assert list(c.labs.columns) == [b.name for b in BIOMARKERS] and len(BIOMARKERS) >= 8
+    assert c.genes.shape[1] == len(GENES) >= 50 and len(INFORMATIVE_GENES) < len(GENES) / 2
+    assert c.radiograph(0).shape == (96, 96) and c.radiograph(0).dtype == np.uint8
+    assert c.slide(0).shape == (128, 128, 3)
+    assert set(c.labels["diagnosis"]) == {"benign", "intermediate", "malignant"}
+    assert c.labs.isna().to_numpy().any(), "some lab values should be missing"
+    assert (c.labels["time"] > 0).all() and 0 < c.labels["event"].mean() < 1
+    y = c.survival_y()
+    assert y.dtype.names == ("event", "time")
+
+
+def test_boxes_enclose_the_lesion(small_cohort):
+    for i in range(10):
+        mask = small_cohort.lesion_mask(i)
+        x0, y0, x1, y1 = small_cohort.boxes.iloc[i]
+        ys, xs = np.nonzero(mask)
+        assert xs.min() == x0 and xs.max() + 1 == x1 and ys.min() == y0 and ys.max() + 1 == y1
+        # the lesion is darker than the bone around it
+        img = small_cohort.radiograph(i).astype(float)
+        window = (slice(int(y0), int(y1)), slice(int(x0), int(x1)))
+        assert img[mask].mean() < img[window][~mask[window]].mean()
+
+
+def test_lesion_size_and_nuclei_grow_with_aggressiveness():
+    c = synthetic_cohort(150, seed=1, image_size=96, slide_size=128)
+    area = (c.boxes.x1 - c.boxes.x0) * (c.boxes.y1 - c.boxes.y0)
+    rho = pd.Series(area).corr(c.truth["s_radiograph"], method="spearman")
+    assert rho > 0.6
+    dark = [(c.slide(i).astype(float).mean(axis=2) < 120).mean() for i in range(60)]
+    rho2 = pd.Series(dark).corr(c.truth["s_pathology"].iloc[:60].reset_index(drop=True), method="spearman")
+    assert rho2 > 0.5
+
+
+@pytest.mark.parametrize("n", [0, -3])
+def test_bad_sizes_raise_value_error(n):
+    with pytest.raises(ValueError, match="n_patients must be at least 1"):
+        synthetic_cohort(n)
+
+
+@pytest.mark.parametrize("n", [2.5, "10", True])
+def test_non_integer_size_raises_type_error(n):
+    with pytest.raises(TypeError, match="n_patients must be an integer"):
+        synthetic_cohort(n)
+
+
+def test_unknown_modality_names_it():
+    with pytest.raises(ValueError, match="'xray'"):
+        synthetic_cohort(10, modalities=["radiograph", "xray"])
+
+
+def test_unknown_setting_names_it():
+    with pytest.raises(ValueError, match="colour"):
+        synthetic_cohort(10, colour=3)
+
+
+def test_modality_subset_and_missing_modalities():
+    c = synthetic_cohort(60, seed=2, modalities=["labs", "clinical"])
+    assert c.modalities == ("labs", "clinical") and "genes" not in c.tables
+    with pytest.raises(ValueError, match="no radiograph"):
+        c.radiograph(0)
+    m = synthetic_cohort(200, seed=2, image_size=64, slide_size=64, modality_missing={"genes": 0.3})
+    frac = 1 - m.presence["genes"].mean()
+    assert 0.2 < frac < 0.4
+
+
+# --- the oracle -------------------------------------------------------------------------------
+def test_oracle_fused_beats_every_single_modality():
+    c = synthetic_cohort(2000, seed=0, image_size=64, slide_size=64)
+    o = c.oracle()
+    singles = [v["auc"] for v in o["by_modality"].values()]
+    assert o["bayes_auc"] > max(singles) + 0.03
+    assert abs(o["bayes_auc"] - o["population_bayes_auc"]) < 0.03
+    assert 0.6 < o["c_index"] < 0.95 and o["c_index_signals"] <= o["c_index"] + 0.02
+
+
+def test_simple_per_modality_baseline_is_below_the_oracle():
+    """Logistic regression on the lab panel: better than chance, worse than the fused oracle."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    c = synthetic_cohort(800, seed=4, image_size=64, slide_size=64)
+    s = train_val_test_split(c, seed=0)
+    X = np.log(c.labs.to_numpy() + 1e-3)
+    model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=1000))
+    model.fit(X[s["train"]], c.y[s["train"]])
+    auc = roc_auc_score(c.y[s["test"]], model.predict_proba(X[s["test"]]), multi_class="ovr")
+    o = c.subset(s["test"]).oracle()
+    assert 0.6 < auc < o["bayes_auc"]
+
+
+# --- files ----------------------------------------------------------------------------------------
+def test_export_and_load_round_trip(tmp_path, small_cohort):
+    sub = small_cohort.subset(np.arange(12))
+    folder = export_cohort(sub, tmp_path / "cohort")
+    back = load_cohort(folder)
+    assert back.equals(sub)
+    assert back.meta["seed"] == 3 and back.oracle()["n"] == 12
+    assert (folder / "images" / "radiograph" / "P00000.png").exists()
+
+
+def test_export_refuses_missing_parent_and_existing_folder(tmp_path, small_cohort):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        export_cohort(small_cohort, tmp_path / "nope" / "cohort")
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        export_cohort(small_cohort, tmp_path / "exists")
+
+
+def test_interrupted_export_leaves_nothing_that_loads(tmp_path, small_cohort, monkeypatch):
+    import oncolab.data.io as io
+
+    calls = {"n": 0}
+    real = io._write_png
+
+    def flaky(array, path):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("simulated interruption")
+        real(array, path)
+
+    monkeypatch.setattr(io, "_write_png", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        export_cohort(small_cohort.subset(np.arange(6)), tmp_path / "cohort")
+    assert not (tmp_path / "cohort").exists()
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_cohort(tmp_path / "cohort")
+
+
+def test_load_rejects_incomplete_folder(tmp_path):
+    (tmp_path / "c").mkdir()
+    with pytest.raises(ValueError, match="cohort.json is missing"):
+        load_cohort(tmp_path / "c")
+    (tmp_path / "c" / "cohort.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_cohort(tmp_path / "c")
+
+
+def test_yolo_export_is_valid(tmp_path, small_cohort):
+    s = train_val_test_split(small_cohort, seed=0)
+    data_yaml = export_yolo(small_cohort, tmp_path / "yolo", s)
+    data = read_data_yaml(data_yaml)
+    assert data["names"] == {0: "lesion"}
+    labels = sorted((tmp_path / "yolo" / "labels" / "train").glob("*.txt"))
+    assert len(labels) == len(s["train"])
+    rows = read_yolo_labels(labels[0], n_classes=1)
+    pid = labels[0].stem
+    x0, y0, x1, y1 = small_cohort.boxes.loc[pid]
+    assert rows.shape == (1, 5)
+    np.testing.assert_allclose(rows[0, 1:] * 96, [(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0], atol=1e-3)
+
+
+@pytest.mark.parametrize("line,msg", [
+    ("0 0.5 0.5 0.2", "expected 5 fields"),
+    ("0 0.5 0.5 0 0.2", "zero or negative area"),
+    ("0 0.95 0.5 0.2 0.2", r"not inside \[0, 1\]"),
+    ("3 0.5 0.5 0.2 0.2", "class '3'"),
+    ("0 a 0.5 0.2 0.2", "non-numeric"),
+])
+def test_bad_label_lines_name_file_and_line(tmp_path, line, msg):
+    p = tmp_path / "img.txt"
+    p.write_text("0 0.5 0.5 0.1 0.1\n" + line + "\n")
+    with pytest.raises(YoloLabelError, match=msg) as e:
+        read_yolo_labels(p, n_classes=1)
+    assert f"{p}:2" in str(e.value)
+
+
+def test_malformed_data_yaml(tmp_path):
+    p = tmp_path / "data.yaml"
+    p.write_text("train: [unclosed\n")
+    with pytest.raises(YoloLabelError, match="not valid YAML"):
+        read_data_yaml(p)
+    p.write_text("val: images/val\n")
+    with pytest.raises(YoloLabelError, match="missing key"):
+        read_data_yaml(p)
+    p.write_text("train: images/train\nnames: [lesion]\n")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        read_data_yaml(p)
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    with pytest.raises(YoloLabelError, match="is empty"):
+        read_data_yaml(p)
+
+
+# --- splits -------------------------------------------------------------------------------------
+def test_splits_are_patient_level_stratified_and_disjoint(small_cohort):
+    s = train_val_test_split(small_cohort, seed=0)
+    all_idx = np.concatenate([s["train"], s["val"], s["test"]])
+    assert sorted(all_idx) == list(range(len(small_cohort)))
+    for part in s.values():
+        frac = np.bincount(small_cohort.y[part], minlength=3) / len(part)
+        assert np.abs(frac - np.bincount(small_cohort.y, minlength=3) / len(small_cohort)).max() < 0.1
+    folds = kfold_indices(small_cohort, k=5, seed=0)
+    tests = np.concatenate([te for _, te in folds])
+    assert sorted(tests) == list(range(len(small_cohort)))
+    assert all(len(np.intersect1d(tr, te)) == 0 for tr, te in folds)
+    with pytest.raises(ValueError, match="fractions"):
+        train_val_test_split(small_cohort, fractions=(0.5, 0.5, 0.5))
+
+
+# --- lab reference ranges -------------------------------------------------------------------------
+def test_flags_follow_the_written_rule():
+    assert flag_value("alp", 100) == "normal"
+    assert flag_value("alp", 131) == "high"
+    assert flag_value("alp", 1200) == "critical"
+    assert flag_value("haemoglobin", 125, sex="F") == "normal"
+    assert flag_value("haemoglobin", 125, sex="M") == "low"
+    assert flag_value("crp", float("nan")) == "not measured"
+    assert reference_range("esr", "F", age=70)[1] == 40
+    with pytest.raises(ValueError, match="negative"):
+        flag_value("ldh", -1)
+    with pytest.raises(KeyError, match="'ferritin'"):
+        flag_value("ferritin", 10)
+
+
+# --- real data that ships offline ---------------------------------------------------------------
+def test_real_loaders():
+    g = load_gbsg2()
+    assert g.X.shape == (686, 8) and g.y.dtype.names == ("event", "time")
+    b = load_breast_cancer_genes()
+    assert b.X.shape[0] == 198 and b.X.shape[1] >= 76
+    f = load_fna_breast_cancer()
+    assert f.X.shape == (569, 30) and set(np.unique(f.y)) == {0, 1}
+
+
+# --- environment ------------------------------------------------------------------------------
+def test_hub_request_fails_fast_offline():
+    t0 = time.perf_counter()
+    with pytest.raises(HubUnavailableError, match="Colab"):
+        require_hub("dmis-lab/biobert-base-cased-v1.2")
+    assert time.perf_counter() - t0 < 2
+
+
+def test_import_is_fast_and_sets_offline_flags(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"ONCOLAB_OFFLINE", "HF_HUB_OFFLINE", "YOLO_OFFLINE", "TRANSFORMERS_OFFLINE"}}
+    env["YOLO_CONFIG_DIR"] = str(tmp_path)
+    code = ("import time, os; t = time.perf_counter(); import oncolab; dt = time.perf_counter() - t; "
+            "import json; print(json.dumps({'dt': dt, 'hf': os.environ.get('HF_HUB_OFFLINE'), "
+            "'yolo': os.environ.get('YOLO_OFFLINE'), 'offline': oncolab.ENV_SETTINGS['offline']}))")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["dt"] < 5
+    if res["offline"]:
+        assert res["hf"] == "1" and res["yolo"] == "1"
+        assert (Path(tmp_path) / "Ultralytics" / "Arial.ttf").exists()
+
+
+def test_seed_and_device():
+    import torch
+
+    seed_everything(5)
+    a = torch.rand(3)
+    seed_everything(5)
+    assert torch.equal(a, torch.rand(3))
+    with pytest.raises(ValueError, match="non-negative integer"):
+        seed_everything(-1)
+    assert get_device() in {"cpu", "cuda", "mps"}
+    with pytest.raises(ValueError, match="not available"):
+        get_device("tpu")
