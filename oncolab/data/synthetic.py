@@ -167,8 +167,14 @@ def _signal_sd(cfg: CohortConfig, modality: str) -> float:
 # images
 # --------------------------------------------------------------------------------------------
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    field_ = ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
-    return field_ / (field_.std() + 1e-12)
+    """Gaussian-smoothed white noise with unit variance (made at low resolution when sigma is large)."""
+    factor = max(1, int(sigma // 3))
+    small = (-(-shape[0] // factor), -(-shape[1] // factor))
+    field_ = ndimage.gaussian_filter(rng.standard_normal(small), sigma / factor, mode="wrap")
+    if factor > 1:
+        field_ = ndimage.zoom(field_, factor, order=1, mode="grid-wrap", grid_mode=True)[: shape[0], : shape[1]]
+    field_ = field_ - field_.mean()
+    return (field_ / (field_.std() + 1e-12)).astype(np.float32)
 
 
 def lesion_geometry(u: float, rng: np.random.Generator) -> dict[str, float]:
@@ -297,30 +303,32 @@ def render_slide(u: float, center: str, rng: np.random.Generator, size: int = 51
     radius_sd = (0.4 + 2.2 * u) * scale
     darkness = 0.9 + 0.8 * u
     ys, xs = np.nonzero(tissue > 0.5)
-    if len(ys):
+    if len(ys) and n_nuclei:
         pick = rng.integers(0, len(ys), size=n_nuclei)
-        centers = np.stack([ys[pick], xs[pick]], 1)
-        for (cy, cx) in centers:
-            r = max(1.5 * scale, rng.normal(radius_mean, radius_sd))
-            ecc = 1 + rng.uniform(0, 0.2 + 0.8 * u)
-            ang = rng.uniform(0, np.pi)
-            half = int(np.ceil(r * ecc)) + 2
-            y0, y1 = max(cy - half, 0), min(cy + half + 1, size)
-            x0, x1 = max(cx - half, 0), min(cx + half + 1, size)
-            gy, gx = np.mgrid[y0:y1, x0:x1]
-            dy, dx = gy - cy, gx - cx
-            a = (dx * np.cos(ang) + dy * np.sin(ang)) / ecc
-            b = -dx * np.sin(ang) + dy * np.cos(ang)
-            inside = np.clip(r + 0.5 - np.sqrt(a * a + b * b), 0, 1)
-            val = darkness * rng.uniform(0.8, 1.2)
-            conc_h[y0:y1, x0:x1] = np.maximum(conc_h[y0:y1, x0:x1], inside * val)
+        cy, cx = ys[pick], xs[pick]
+        r = np.maximum(1.5 * scale, rng.normal(radius_mean, radius_sd, size=n_nuclei))
+        ecc = 1 + rng.uniform(0, 0.2 + 0.8 * u, size=n_nuclei)
+        ang = rng.uniform(0, np.pi, size=n_nuclei)
+        val = darkness * rng.uniform(0.8, 1.2, size=n_nuclei)
+        # stamp every nucleus at once: an ellipse on a (P, P) patch around its centre
+        half = int(np.ceil((r * ecc).max())) + 2
+        off = np.arange(-half, half + 1)
+        dy, dx = np.meshgrid(off, off, indexing="ij")
+        cos, sin = np.cos(ang)[:, None, None], np.sin(ang)[:, None, None]
+        a = (dx * cos + dy * sin) / ecc[:, None, None]
+        b = -dx * sin + dy * cos
+        inside = np.clip(r[:, None, None] + 0.5 - np.sqrt(a * a + b * b), 0, 1) * val[:, None, None]
+        py = cy[:, None, None] + dy
+        px = cx[:, None, None] + dx
+        ok = (inside > 0) & (py >= 0) & (py < size) & (px >= 0) & (px < size)
+        np.maximum.at(conc_h, (py[ok], px[ok]), inside[ok].astype(np.float32))
         n_mitoses = int(rng.poisson(1 + 14 * u**2 * scale**2))
-        for _ in range(n_mitoses):
-            cy, cx = centers[rng.integers(0, len(centers))]
-            for _k in range(6):  # a ragged dark cluster of chromosome clumps
-                py = int(np.clip(cy + rng.normal(0, 2.5 * scale), 0, size - 1))
-                px = int(np.clip(cx + rng.normal(0, 2.5 * scale), 0, size - 1))
-                conc_h[max(py - 1, 0):py + 2, max(px - 1, 0):px + 2] = 2.2
+        for _ in range(n_mitoses):  # a ragged dark cluster of chromosome clumps near a nucleus
+            k = rng.integers(0, n_nuclei)
+            for _k in range(6):
+                my = int(np.clip(cy[k] + rng.normal(0, 2.5 * scale), 0, size - 1))
+                mx = int(np.clip(cx[k] + rng.normal(0, 2.5 * scale), 0, size - 1))
+                conc_h[max(my - 1, 0):my + 2, max(mx - 1, 0):mx + 2] = 2.2
     conc_h = ndimage.gaussian_filter(conc_h, 0.7 * scale) * tissue
     jitter = rng.normal(0, 0.05, size=2)
     m = stain_matrix(center, jitter)
