@@ -1,0 +1,98 @@
+"""Input checks shared by the survival estimators and metrics.
+
+Taught in chapter 8 ("Survival analysis from first principles"): what a survival outcome is
+(a time and an event flag per patient) and what makes one unusable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["as_structured", "check_risk", "check_survival", "check_X"]
+
+
+def check_survival(y=None, *, event=None, time=None, allow_all_censored: bool = False,
+                   name: str = "y") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(event, time)`` as a bool and a float array, or raise a clear error.
+
+    ``y`` is scikit-survival's structured array whose first field is the event flag (bool)
+    and second the time; or pass ``event=`` and ``time=`` separately.
+    """
+    if y is not None:
+        y = np.asarray(y)
+        if y.dtype.names is None or len(y.dtype.names) != 2:
+            raise ValueError(f"{name} must be a structured array with two fields (event: bool, time: float), "
+                             f"got an array of dtype {y.dtype}")
+        ev_name, t_name = y.dtype.names
+        event, time = y[ev_name], y[t_name]
+        ev_label = f"{name}[{ev_name!r}]"
+    else:
+        if event is None or time is None:
+            raise ValueError("give either a structured y or both event= and time=")
+        ev_label = "event"
+    event = np.asarray(event)
+    time = np.asarray(time)
+    if event.ndim != 1 or time.ndim != 1:
+        raise ValueError(f"event and time must be 1-D, got shapes {event.shape} and {time.shape}")
+    if len(event) != len(time):
+        raise ValueError(f"event and time have different lengths ({len(event)} and {len(time)})")
+    if event.dtype != np.bool_:
+        raise ValueError(f"{ev_label} must be boolean (True = event, False = censored), got dtype "
+                         f"{event.dtype}; convert it with .astype(bool) if it holds 0/1")
+    if not np.issubdtype(time.dtype, np.number):
+        raise ValueError(f"time must be numeric, got dtype {time.dtype}")
+    time = time.astype(float)
+    if len(time) < 2:
+        raise ValueError(f"need at least two patients, got {len(time)}")
+    bad = ~np.isfinite(time)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"time must be finite, got {time[i]!r} at position {i}")
+    if (time < 0).any():
+        i = int(np.flatnonzero(time < 0)[0])
+        raise ValueError(f"time must be >= 0, got {time[i]!r} at position {i}")
+    if not allow_all_censored and not event.any():
+        raise ValueError(f"all {len(time)} patients are censored (no event): survival cannot be estimated")
+    return event, time
+
+
+def as_structured(event, time) -> np.ndarray:
+    """scikit-survival's structured array of (event, time)."""
+    out = np.empty(len(time), dtype=[("event", bool), ("time", float)])
+    out["event"] = np.asarray(event, bool)
+    out["time"] = np.asarray(time, float)
+    return out
+
+
+def check_risk(risk, n: int, name: str = "risk") -> np.ndarray:
+    """A 1-D finite float array of length ``n``."""
+    r = np.asarray(risk, dtype=float)
+    if r.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (one score per patient), got shape {r.shape}")
+    if len(r) != n:
+        raise ValueError(f"{name} has {len(r)} values but there are {n} patients")
+    if not np.isfinite(r).all():
+        i = int(np.flatnonzero(~np.isfinite(r))[0])
+        raise ValueError(f"{name} must be finite, got {r[i]!r} at position {i}")
+    return r
+
+
+def check_X(X, n: int | None = None) -> np.ndarray:
+    """A 2-D float matrix without NaN (impute first: a Pipeline does it inside each fold)."""
+    if hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    try:
+        X = np.asarray(X, dtype=float)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"X must be numeric (encode categorical columns first): {e}") from None
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (patients x covariates), got shape {X.shape}")
+    if n is not None and X.shape[0] != n:
+        raise ValueError(f"X has {X.shape[0]} rows but y has {n} patients")
+    if np.isnan(X).any():
+        r, c = np.argwhere(np.isnan(X))[0]
+        raise ValueError(f"X contains NaN (first at row {r}, column {c}); impute missing values first, "
+                         "e.g. a SimpleImputer in a Pipeline")
+    if not np.isfinite(X).all():
+        raise ValueError("X contains infinite values")
+    return X

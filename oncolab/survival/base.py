@@ -1,0 +1,64 @@
+"""What every survival model in :mod:`oncolab.survival` shares: the scikit-survival API.
+
+Taught in chapter 8 (the API) and chapter 9 (comparing models in one loop).
+
+``fit(X, y)`` takes scikit-survival's structured ``y`` of (event, time); ``predict(X)`` returns a
+risk score (higher = worse); ``predict_survival(X, times)`` returns survival probabilities as
+an array (patients x times); ``predict_survival_function(X)`` returns scikit-survival step
+functions; ``score(X, y)`` is Harrell's C. :func:`survival_matrix` gets the (patients x times)
+array from any model, ours or scikit-survival's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_survival
+
+__all__ = ["SurvivalMixin", "survival_matrix"]
+
+
+class SurvivalMixin:
+    """``score`` (Harrell's C) and ``predict_survival_function`` for models that define
+    ``predict`` and ``predict_survival(X, times)`` and keep their time grid in
+    ``baseline_time_``."""
+
+    def score(self, X, y) -> float:
+        from .metrics import harrell_c
+
+        event, time = check_survival(y)
+        return harrell_c(time, event, self.predict(X))
+
+    def predict_survival_function(self, X, return_array: bool = False):
+        from sksurv.functions import StepFunction
+
+        times = self.baseline_time_
+        S = self.predict_survival(X, times)
+        if return_array:
+            return S
+        return np.array([StepFunction(times, s) for s in S])
+
+
+def survival_matrix(model, X, times) -> np.ndarray:
+    """Predicted ``S(t | x)`` of any fitted model at ``times``: shape (n_patients, n_times).
+
+    Uses ``model.predict_survival`` when the model has it; otherwise evaluates
+    scikit-survival's step functions, holding the first/last value outside their domain
+    (before the first training time S is taken as the first value, after the last as the
+    last value). Works on a Pipeline whose last step is such a model.
+    """
+    times = np.asarray(times, float)
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    if hasattr(last, "predict_survival"):
+        if hasattr(model, "steps"):
+            Xt = X
+            for _, step in model.steps[:-1]:
+                Xt = step.transform(Xt)
+            return np.asarray(last.predict_survival(Xt, times), float)
+        return np.asarray(model.predict_survival(X, times), float)
+    fns = model.predict_survival_function(X)
+    out = np.empty((len(fns), len(times)))
+    for i, f in enumerate(fns):
+        lo, hi = f.domain
+        out[i] = f(np.clip(times, lo, hi))
+    return out

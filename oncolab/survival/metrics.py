@@ -1,0 +1,273 @@
+"""Survival metrics from first principles: Harrell's C, Uno's C, time-dependent AUC, Brier
+score, integrated Brier score, and calibration at a horizon.
+
+Taught in chapter 8 (concordance by hand) and chapter 9 (the rest). Each is checked against
+scikit-survival (``sksurv.metrics``) in ``tests/test_survival_metrics.py``.
+
+Conventions (the same as scikit-survival's, so that results agree):
+
+* a *risk* score is higher for patients expected to fail sooner;
+* a pair ``(i, j)`` is *comparable* when ``i`` had an event and ``j`` was still under
+  observation after it: ``t_j > t_i``, or ``t_j == t_i`` with ``j`` censored;
+* risk scores within ``tied_tol`` of each other are tied and count one half;
+* censoring weights come from the Kaplan-Meier estimate of the censoring distribution
+  ``G(t) = P(C > t)`` fitted on ``y_train`` (:func:`oncolab.survival.kaplan_meier` with
+  ``reverse=True``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ._checks import check_risk, check_survival
+from .nonparametric import kaplan_meier
+
+__all__ = ["brier_score", "calibration_at_horizon", "censoring_survival", "concordance_counts",
+           "harrell_c", "integrated_brier_score", "td_auc", "uno_c"]
+
+
+# --------------------------------------------------------------------------------------------
+# concordance: O(n log^2 n) pair counting, vectorised
+def _count_below(pos_start: np.ndarray, thresh: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """For each query q: #{elements e with position >= pos_start[q] and rank[e] < thresh[q]}.
+
+    ``rank`` holds each position's rank (0..n-1) by risk. The prefix ``[0, s)`` splits into at
+    most log2(n) aligned blocks (one per set bit of ``s``); at each level the ranks are sorted
+    inside their blocks once, and every query's count in its block is a binary search.
+    """
+    n = len(rank)
+    below_all = thresh.astype(np.int64)  # ranks are a permutation: #{rank < t} = t
+    prefix = np.zeros(len(pos_start), dtype=np.int64)
+    s = pos_start.astype(np.int64)
+    pos = np.arange(n, dtype=np.int64)
+    k = 0
+    while (1 << k) <= n:
+        has = ((s >> k) & 1).astype(bool)
+        if has.any():
+            block = pos >> k
+            keys = np.sort(block * n + rank)
+            b = (s[has] >> k) - 1
+            prefix[has] += (np.searchsorted(keys, b * n + thresh[has], side="left")
+                            - np.searchsorted(keys, b * n, side="left"))
+        k += 1
+    return below_all - prefix
+
+
+def concordance_counts(time, event, risk, tied_tol: float = 1e-8, weights=None) -> dict:
+    """Count comparable pairs and how each is ordered by ``risk`` (see the module docstring).
+
+    Returns a dict with ``concordant``, ``discordant``, ``tied_risk``, ``tied_time`` (the
+    comparable pairs whose times are equal), ``comparable``, and, when ``weights`` (one per
+    patient, used for the patient with the event) are given, the weighted ``numerator`` and
+    ``denominator``. Runs in O(n log^2 n) time and O(n) memory.
+    """
+    time = np.asarray(time, float)
+    event = np.asarray(event, bool)
+    risk = np.asarray(risk, float)
+    n = len(time)
+    order = np.lexsort((~event, time))      # by time; events before censorings at a tie
+    t, e, r = time[order], event[order], risk[order]
+    # position of each patient in the risk order -> rank
+    r_order = np.argsort(r, kind="mergesort")
+    rank = np.empty(n, dtype=np.int64)
+    rank[r_order] = np.arange(n)
+    r_sorted = r[r_order]
+    ev = np.flatnonzero(e)
+    # for event i: comparable j are all positions after its time group, plus censored j at its time
+    end_of_time = np.searchsorted(t, t[ev], side="right")
+    # censored at the same time sit just before end_of_time (events first within a time)
+    cens_t = t[~e]
+    n_cens_same = np.searchsorted(cens_t, t[ev], side="right") - np.searchsorted(cens_t, t[ev], side="left")
+    first_cens_same = end_of_time - n_cens_same
+    lo = np.searchsorted(r_sorted, r[ev] - tied_tol, side="left")   # #{r < r_i - tol}
+    hi = np.searchsorted(r_sorted, r[ev] + tied_tol, side="right")  # #{r <= r_i + tol}
+    below_lo = _count_below(first_cens_same, lo, rank)
+    below_hi = _count_below(first_cens_same, hi, rank)
+    n_comp = n - first_cens_same
+    conc = below_lo
+    ties = below_hi - below_lo
+    out = {"concordant": int(conc.sum()), "tied_risk": int(ties.sum()),
+           "discordant": int((n_comp - conc - ties).sum()), "tied_time": int(n_cens_same.sum()),
+           "comparable": int(n_comp.sum())}
+    if weights is not None:
+        w = np.asarray(weights, float)[order][ev]
+        out["numerator"] = float(np.sum(w * conc) + 0.5 * np.sum(w * ties))
+        out["denominator"] = float(np.sum(w * n_comp))
+    return out
+
+
+def harrell_c(time, event, risk, tied_tol: float = 1e-8) -> float:
+    """Harrell's concordance index.
+
+    Estimand: among comparable pairs (the earlier time is an event; the other patient was
+    still followed after it, or censored at the same time), the fraction in which the
+    patient who failed first had the higher risk; tied risks (within ``tied_tol``) count
+    1/2; pairs of events at the same time are not comparable. No censoring weights, so it
+    depends on the censoring distribution. Equals ``sksurv.metrics.concordance_index_censored``
+    (first value) exactly.
+    """
+    event, time = check_survival(event=event, time=time)
+    risk = check_risk(risk, len(time))
+    c = concordance_counts(time, event, risk, tied_tol)
+    if c["comparable"] == 0:
+        raise ValueError("no comparable pairs: the concordance is undefined")
+    return (c["concordant"] + 0.5 * c["tied_risk"]) / c["comparable"]
+
+
+# --------------------------------------------------------------------------------------------
+# censoring weights
+def censoring_survival(y_train, t) -> np.ndarray:
+    """G(t) = P(C > t): Kaplan-Meier of the censoring times in ``y_train``, at times ``t``.
+
+    Raises when ``t`` goes beyond the last training time while G is still positive there (the
+    censoring distribution is unknown beyond follow-up).
+    """
+    ev, tt = check_survival(y_train, name="y_train", allow_all_censored=True)
+    t = np.asarray(t, float)
+    if ev.all():
+        return np.ones_like(t)
+    km = kaplan_meier(tt, ev, reverse=True)
+    beyond = t > km.time[-1]
+    if beyond.any() and km.survival[-1] > 0:
+        raise ValueError(f"time {t[beyond].max():g} is beyond the follow-up of y_train (last time "
+                         f"{km.time[-1]:g}); the censoring distribution is unknown there")
+    g = km(t)
+    g[beyond] = 0.0
+    return g
+
+
+def _ipcw(y_train, event, time) -> np.ndarray:
+    w = np.zeros(len(time))
+    g = censoring_survival(y_train, time[event])
+    if (g == 0).any():
+        raise ValueError("the censoring survival G(t) is 0 at an event time: inverse weights are infinite")
+    w[event] = 1.0 / g
+    return w
+
+
+def uno_c(y_train, y_test, risk, tau: float | None = None, tied_tol: float = 1e-8) -> float:
+    """Uno's concordance index (inverse probability of censoring weighted).
+
+    Estimand: ``P(risk_i > risk_j | T_i < T_j, T_i < tau)``, consistent for the population
+    concordance whatever the censoring (if censoring is independent of the covariates).
+    Each comparable pair is weighted by ``1 / G(t_i)^2``, ``G`` the Kaplan-Meier censoring
+    survival from ``y_train``; events at or after ``tau`` get weight 0 (``tau=None``: no
+    truncation). Ties as in :func:`harrell_c`. Agrees with
+    ``sksurv.metrics.concordance_index_ipcw``.
+    """
+    event, time = check_survival(y_test, name="y_test")
+    risk = check_risk(risk, len(time))
+    w = _ipcw(y_train, event & (time < tau) if tau is not None else event, time)
+    c = concordance_counts(time, event, risk, tied_tol, weights=w**2)
+    if c["denominator"] == 0:
+        raise ValueError("no comparable pairs before tau: the concordance is undefined")
+    return c["numerator"] / c["denominator"]
+
+
+# --------------------------------------------------------------------------------------------
+def _check_times(times, test_time) -> np.ndarray:
+    times = np.unique(np.atleast_1d(np.asarray(times, float)))
+    if times.min() < test_time.min() or times.max() >= test_time.max():
+        raise ValueError(f"evaluation times must lie within the follow-up of the test data "
+                         f"[{test_time.min():g}, {test_time.max():g}); got [{times.min():g}, {times.max():g}] "
+                         "(a horizon beyond the follow-up cannot be evaluated)")
+    return times
+
+
+def td_auc(y_train, y_test, risk, times, tied_tol: float = 1e-8) -> tuple[np.ndarray, float]:
+    """Cumulative/dynamic time-dependent AUC, and its mean over ``times``.
+
+    Estimand at each ``t``: ``P(risk_i > risk_j | T_i <= t, T_j > t)``: cases are the patients
+    with an event by ``t`` (weighted ``1 / G(t_i)``), controls those still event-free after
+    ``t``; tied risks count 1/2. ``risk`` is one score per patient, or one column per time.
+    The mean is the integral of AUC(t) against the Kaplan-Meier ``-dS(t)`` of ``y_test``,
+    divided by ``1 - S(t_last)``. Agrees with ``sksurv.metrics.cumulative_dynamic_auc``.
+    """
+    event, time = check_survival(y_test, name="y_test")
+    times = _check_times(times, time)
+    est = np.asarray(risk, float)
+    if est.ndim == 1:
+        check_risk(est, len(time))
+        est = np.repeat(est[:, None], len(times), axis=1)
+    elif est.shape != (len(time), len(times)):
+        raise ValueError(f"risk must have shape ({len(time)},) or ({len(time)}, {len(times)}), got {est.shape}")
+    w = _ipcw(y_train, event, time)
+    auc = np.empty(len(times))
+    for k, t in enumerate(times):
+        case = (time <= t) & event
+        ctrl = time > t
+        rc = np.sort(est[ctrl, k])
+        ri = est[case, k]
+        below = np.searchsorted(rc, ri - tied_tol, side="left")
+        tied = np.searchsorted(rc, ri + tied_tol, side="right") - below
+        auc[k] = np.sum(w[case] * (below + 0.5 * tied)) / (w[case].sum() * len(rc))
+    if len(times) == 1:
+        return auc, float(auc[0])
+    s = kaplan_meier(time, event)(times)
+    d = -np.diff(np.r_[1.0, s])
+    return auc, float((auc * d).sum() / (1.0 - s[-1]))
+
+
+def brier_score(y_train, y_test, surv_prob, times) -> tuple[np.ndarray, np.ndarray]:
+    """Brier score at each time, with inverse probability of censoring weights (Graf 1999).
+
+    Estimand at ``t``: ``E[(1{T > t} - S(t | x))^2]``. Patients with an event by ``t`` count
+    ``S(t|x)^2 / G(t_i)``, patients still followed after ``t`` count ``(1 - S(t|x))^2 / G(t)``,
+    patients censored before ``t`` count 0 (their weight moves to the others). ``surv_prob``
+    holds predicted survival probabilities, one column per time. Returns ``(times, scores)``.
+    Agrees with ``sksurv.metrics.brier_score``.
+    """
+    event, time = check_survival(y_test, name="y_test")
+    times = _check_times(times, time)
+    p = np.asarray(surv_prob, float)
+    if p.ndim == 1 and len(times) == 1:
+        p = p[:, None]
+    if p.shape != (len(time), len(times)):
+        raise ValueError(f"surv_prob must have shape ({len(time)}, {len(times)}), got {p.shape}")
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("surv_prob must hold survival probabilities in [0, 1]")
+    g_t = censoring_survival(y_train, times)
+    g_y = censoring_survival(y_train, time)
+    out = np.empty(len(times))
+    for k, t in enumerate(times):
+        case = (time <= t) & event
+        ctrl = time > t
+        a = np.divide(p[:, k] ** 2, g_y, out=np.zeros(len(time)), where=case)
+        b = np.where(ctrl, (1 - p[:, k]) ** 2 / g_t[k], 0.0)
+        out[k] = np.mean(a + b)
+    return times, out
+
+
+def integrated_brier_score(y_train, y_test, surv_prob, times) -> float:
+    """The Brier score integrated over ``[times[0], times[-1]]`` (trapezoidal rule), divided by
+    the length of that interval. Agrees with ``sksurv.metrics.integrated_brier_score``."""
+    times, bs = brier_score(y_train, y_test, surv_prob, times)
+    if len(times) < 2:
+        raise ValueError("the integrated Brier score needs at least two distinct times")
+    return float(np.trapezoid(bs, times) / (times[-1] - times[0]))
+
+
+def calibration_at_horizon(y, surv_at_horizon, horizon: float, n_groups: int = 10) -> pd.DataFrame:
+    """Predicted versus observed survival at ``horizon``, by group of predicted risk.
+
+    Patients are cut into ``n_groups`` equal-sized groups by predicted ``S(horizon | x)``
+    (deciles by default); in each, the mean prediction is set beside the Kaplan-Meier
+    estimate of ``S(horizon)`` with its 95% interval. A calibrated model lies on the
+    diagonal. Returns one row per group.
+    """
+    event, time = check_survival(y)
+    p = check_risk(surv_at_horizon, len(time), name="surv_at_horizon")
+    if horizon <= 0 or horizon > time.max():
+        raise ValueError(f"horizon {horizon!r} must be in (0, {time.max():g}], the follow-up of y")
+    if not 2 <= n_groups <= len(time) // 2:
+        raise ValueError(f"n_groups must be between 2 and n/2 = {len(time) // 2}, got {n_groups}")
+    order = np.argsort(-p, kind="mergesort")  # group 1 = highest predicted survival
+    rows = []
+    for g, idx in enumerate(np.array_split(order, n_groups), start=1):
+        km = kaplan_meier(time[idx], event[idx])
+        j = np.searchsorted(km.time, horizon, side="right") - 1
+        obs, lo, hi = (1.0, 1.0, 1.0) if j < 0 else (km.survival[j], km.ci_low[j], km.ci_high[j])
+        rows.append({"group": g, "n": len(idx), "predicted": float(p[idx].mean()), "observed": float(obs),
+                     "observed_low": float(lo), "observed_high": float(hi)})
+    return pd.DataFrame(rows)
