@@ -104,7 +104,8 @@ class Cohort:
     def __repr__(self) -> str:
         counts = self.labels["diagnosis"].value_counts().reindex(DIAGNOSES, fill_value=0)
         return (f"Cohort(n={len(self)}, modalities={list(self.modalities)}, "
-                f"diagnoses={dict(counts)}, events={int(self.labels['event'].sum())})")
+                f"diagnoses={ {k: int(v) for k, v in counts.items()} }, "
+                f"events={int(self.labels['event'].sum())})")
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self.tables:
