@@ -120,6 +120,11 @@ def cox_newton(X, time, event, ties: str = "breslow", alpha: float = 0.0, max_it
     n, p = X.shape
     names = list(feature_names) if feature_names is not None else [f"x{j}" for j in range(p)]
     beta = np.zeros(p) if beta0 is None else np.asarray(beta0, float).copy()
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return _newton(X, time, event, ties, alpha, max_iter, tol, beta, names)
+
+
+def _newton(X, time, event, ties, alpha, max_iter, tol, beta, names) -> dict:
     ll, g, H = cox_partial_likelihood(beta, X, time, event, ties, alpha)
     converged = False
     n_iter = 0
