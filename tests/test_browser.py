@@ -1,0 +1,230 @@
+"""The built book in a real browser: every chapter loads in headless Chromium without console
+errors or broken images, solutions stay folded until asked for, and no internal link is broken.
+
+Checks the HTML that ``make book`` writes to ``_build/html`` (or the folder named by
+``ONCOLAB_HTML``; ``ONCOLAB_BOOK_SOURCE`` names the sources it was built from). The pages are served over HTTP on 127.0.0.1. Requests to other hosts (the
+MathJax CDN, the Colab badge image) are answered locally with an empty response, so the check
+runs offline and covers the book's own files; the hosts stubbed are printed. A screenshot of
+the first chapter is saved to ``_build/browser/``.
+
+Needs Debian's ``chromium`` package (``apt-get install -y chromium``); skipped only when it is
+not installed.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import shutil
+import threading
+from functools import partial
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+import pytest
+import yaml
+
+ROOT = Path(os.environ.get("ONCOLAB_BOOK_SOURCE", Path(__file__).resolve().parents[1]))
+HTML = Path(os.environ.get("ONCOLAB_HTML", ROOT / "_build" / "html"))
+CHROMIUM = os.environ.get("ONCOLAB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = ROOT / "_build" / "browser"
+TINY_SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>'
+
+pytestmark = pytest.mark.book
+
+
+def _built() -> Path:
+    if not (HTML / "index.html").is_file():
+        pytest.fail(f"no built book at {HTML}: run `make book` first (or set ONCOLAB_HTML)")
+    return HTML
+
+
+def _toc_pages() -> list[str]:
+    """Every page of the book, as paths relative to the HTML root (``chapters/01_x.html``)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                files.append(e["file"])
+            walk(e.get("sections"))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters"))
+    walk(toc.get("chapters"))
+    return [f"{f}.html" for f in files]
+
+
+def _chapter_pages() -> list[str]:
+    return [f"chapters/{p.stem}.html" for p in sorted((ROOT / "chapters").glob("*.ipynb"))]
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def site():
+    root = _built()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file() or not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def _visit(browser, site: str, page_path: str, screenshot: Path | None = None) -> dict:
+    """Load one page; return its console errors, page errors, failed requests and broken images."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = ctx.new_page()
+    found = {"console": [], "pageerror": [], "failed": [], "stubbed": set()}
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(site):
+            return r.continue_()
+        found["stubbed"].add(urlparse(url).hostname)
+        if r.request.resource_type == "image":
+            return r.fulfill(status=200, body=TINY_SVG, content_type="image/svg+xml")
+        return r.fulfill(status=200, body=b"", content_type="text/plain")
+
+    page.route("**/*", route)
+    page.on("console", lambda m: found["console"].append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: found["pageerror"].append(str(e)))
+    page.on("requestfailed", lambda r: found["failed"].append(f"{r.url} ({r.failure})"))
+    page.on("response", lambda r: found["failed"].append(f"{r.url} (HTTP {r.status})")
+            if r.url.startswith(site) and r.status >= 400 else None)
+    page.goto(f"{site}/{page_path}", wait_until="load")
+    page.wait_for_load_state("networkidle")
+    found["images"] = page.evaluate(
+        """() => Array.from(document.images).map(i => ({src: i.currentSrc || i.src,
+                 ok: i.complete && i.naturalWidth > 0, local: i.src.startsWith(location.origin)}))""")
+    found["title"] = page.title()
+    # sphinx-exercise renders a gated solution as ``.solution.dropdown``; sphinx-togglebutton
+    # hides everything after its title (visibility: hidden, height 0) until the title is clicked
+    sols = page.locator(".solution.dropdown")
+    found["solutions"] = []
+    for i in range(sols.count()):
+        body = sols.nth(i).locator(".admonition-title ~ *").first
+        found["solutions"].append({"id": sols.nth(i).get_attribute("id"),
+                                   "hidden": body.count() == 1 and not body.is_visible()})
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        tmp = screenshot.with_name(screenshot.name + ".partial.png")
+        page.screenshot(path=str(tmp), full_page=True)
+        tmp.replace(screenshot)
+    if found["solutions"]:
+        sols.first.locator(".admonition-title").click()
+        page.wait_for_timeout(500)
+        found["opened"] = sols.first.locator(".admonition-title ~ *").first.is_visible()
+    ctx.close()
+    return found
+
+
+def test_every_chapter_page_was_built():
+    root = _built()
+    missing = [p for p in _chapter_pages() + _toc_pages() if not (root / p).is_file()]
+    assert not missing, f"pages missing from {root}: {missing}"
+
+
+def test_pages_load_in_chromium(site, browser):
+    pages = list(dict.fromkeys(["index.html", *_toc_pages(), *_chapter_pages()]))
+    problems, stubbed = [], set()
+    first_chapter = _chapter_pages()[0] if _chapter_pages() else None
+    for p in pages:
+        shot = SHOTS / (Path(p).stem + ".png") if p == first_chapter else None
+        r = _visit(browser, site, p, shot)
+        stubbed |= r["stubbed"]
+        if r["console"]:
+            problems.append(f"{p}: console errors {r['console'][:3]}")
+        if r["pageerror"]:
+            problems.append(f"{p}: JavaScript errors {r['pageerror'][:3]}")
+        if r["failed"]:
+            problems.append(f"{p}: failed requests {r['failed'][:3]}")
+        broken = [i["src"] for i in r["images"] if i["local"] and not i["ok"]]
+        if broken:
+            problems.append(f"{p}: images that did not load {broken[:3]}")
+        if p in _chapter_pages():
+            local_imgs = [i for i in r["images"] if i["local"] and i["ok"] and "/_images/" in i["src"]]
+            if not local_imgs:
+                problems.append(f"{p}: no figure (no image under _images/): was the chapter executed?")
+            not_hidden = [s["id"] for s in r["solutions"] if s["hidden"] is not True]
+            if not_hidden:
+                problems.append(f"{p}: solutions shown before being unfolded: {not_hidden}")
+            if r["solutions"] and r.get("opened") is not True:
+                problems.append(f"{p}: clicking a solution's title did not show it")
+    print(f"checked {len(pages)} pages; requests to other hosts answered locally: {sorted(stubbed)}")
+    if first_chapter:
+        assert (SHOTS / (Path(first_chapter).stem + ".png")).stat().st_size > 10_000
+    assert not problems, "\n".join(problems)
+
+
+class _Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("id", "name"):
+            if a.get(key):
+                self.ids.add(a[key])
+        for key in ("href", "src"):
+            if a.get(key) and tag in {"a", "img", "link", "script", "source", "iframe"}:
+                self.links.append(a[key])
+
+
+def _parse(path: Path, cache: dict) -> _Links:
+    if path not in cache:
+        p = _Links()
+        p.feed(path.read_text(errors="replace"))
+        cache[path] = p
+    return cache[path]
+
+
+def test_no_broken_internal_links():
+    root = _built()
+    cache: dict = {}
+    broken = []
+    pages = sorted(p for p in root.rglob("*.html")
+                   if p.relative_to(root).parts[0] not in {"_static", "_sources"})  # theme templates
+    for page in pages:
+        for link in _parse(page, cache).links:
+            u = urlparse(link)
+            if u.scheme or link.startswith("//") or link.startswith("javascript:"):
+                continue
+            target = page if not u.path else Path(unquote(urljoin(page.as_uri(), u.path)[len("file://"):]))
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(root)} -> {link}")
+                continue
+            if u.fragment and target.suffix == ".html" and unquote(u.fragment) not in _parse(target, cache).ids:
+                broken.append(f"{page.relative_to(root)} -> {link} (no such anchor)")
+    print(f"checked the links of {len(pages)} pages")
+    assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(broken[:40])
+
+
+def test_chromium_is_debians_package():
+    """Say which browser ran the checks (the path must be the system package, not a download)."""
+    if not Path(CHROMIUM).is_file():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install -y chromium)")
+    assert shutil.which("chromium") or Path(CHROMIUM).is_file()
