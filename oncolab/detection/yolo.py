@@ -43,7 +43,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 DEFAULTS: dict = {
     "imgsz": 96,
-    "epochs": 30,
+    "epochs": 12,
     "batch": 16,
     "nbs": 16,             # nominal batch = batch: one optimiser step per batch
     "optimizer": "AdamW",
@@ -90,6 +90,21 @@ def _label_path(image: Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
+def _pil_open(path):
+    """``PIL.Image.open`` as Pillow ships it.
+
+    Importing ultralytics replaces ``PIL.Image.open`` by a version that, on a file Pillow cannot
+    identify, tries to install the ``pi-heif`` plugin (with pip, when online) before failing;
+    a damaged dataset image must fail at once instead.
+    """
+    import sys
+
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    return getattr(patches, "_image_open", Image.open)(path)
+
+
 def check_yolo_dataset(data_yaml: str | Path, splits: Sequence[str] = ("train", "val", "test"),
                        read_images: bool = True) -> dict[str, dict[str, int]]:
     """Check a YOLO dataset before training; return ``{split: {"images": n, "boxes": m}}``.
@@ -114,12 +129,10 @@ def check_yolo_dataset(data_yaml: str | Path, splits: Sequence[str] = ("train", 
         n_boxes = 0
         for img in images:
             if read_images:
-                from PIL import Image
-
                 try:
-                    with Image.open(img) as im:
+                    with _pil_open(img) as im:
                         im.verify()
-                except (OSError, SyntaxError) as e:
+                except (OSError, SyntaxError, ImportError) as e:
                     raise ValueError(f"cannot read image {img}: {e}") from e
             lab = _label_path(img)
             if lab.is_file():
