@@ -18,7 +18,7 @@ __all__ = ["cox_ph_loss", "logistic_hazard_nll"]
 def _as_tensor(x, like: torch.Tensor, dtype=None) -> torch.Tensor:
     if isinstance(x, torch.Tensor):
         return x.to(device=like.device, dtype=dtype or x.dtype)
-    return torch.as_tensor(np.asarray(x), device=like.device, dtype=dtype)
+    return torch.as_tensor(np.ascontiguousarray(x), device=like.device, dtype=dtype)
 
 
 def cox_ph_loss(risk: torch.Tensor, time, event, ties: str = "breslow") -> torch.Tensor:
