@@ -444,3 +444,16 @@ def test_metabric_bad_input_is_named(tmp_path):
         metabric.convert_metabric(tmp_path / "s", tmp_path / "o")
     assert not (tmp_path / "o").exists()
     assert os.environ.get("ONCOLAB_OFFLINE") == "1"
+
+
+
+def test_the_datasets_page_lists_every_registry_entry():
+    """book/datasets.md names a working script for every registry entry."""
+    import importlib
+
+    page = (Path(__file__).resolve().parents[1] / "book" / "datasets.md").read_text()
+    module_of = {"pathmnist": "medmnist", "breastmnist": "medmnist"}
+    for name in registry.REGISTRY:
+        module = module_of.get(name, name)
+        assert f"python -m data_scripts.{module}" in page, name
+        assert callable(importlib.import_module(f"data_scripts.{module}").main)
