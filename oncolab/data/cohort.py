@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DIAGNOSES", "MODALITIES", "Cohort", "Patient", "check_modalities"]
+__all__ = ["DIAGNOSES", "MODALITIES", "Cohort", "Patient", "check_modalities", "resolve_patient"]
 
 DIAGNOSES: tuple[str, ...] = ("benign", "intermediate", "malignant")
 MODALITIES: tuple[str, ...] = ("radiograph", "pathology", "labs", "genes", "clinical")
@@ -50,6 +50,19 @@ def check_modalities(modalities: Sequence[str] | None) -> tuple[str, ...]:
     if not modalities:
         raise ValueError(f"at least one modality is needed; expected some of {list(MODALITIES)}")
     return tuple(m for m in MODALITIES if m in modalities)
+
+
+def resolve_patient(ids: pd.Index, key: int | str) -> str:
+    """The patient id for ``key``: a position (int, negative allowed) or an id (str) in ``ids``."""
+    if isinstance(key, str):
+        if key not in ids:
+            raise KeyError(f"no patient {key!r} in this cohort")
+        return key
+    if isinstance(key, int | np.integer):
+        if not -len(ids) <= int(key) < len(ids):
+            raise IndexError(f"patient index {key} out of range for a cohort of {len(ids)}")
+        return str(ids[int(key)])
+    raise TypeError(f"a patient is named by its position (int) or id (str), got {type(key).__name__}")
 
 
 @dataclass
@@ -148,15 +161,7 @@ class Cohort:
 
     # --- images ---------------------------------------------------------------------------
     def _pid(self, key: int | str) -> str:
-        if isinstance(key, str):
-            if key not in self.labels.index:
-                raise KeyError(f"no patient {key!r} in this cohort")
-            return key
-        if isinstance(key, int | np.integer):
-            if not -len(self) <= int(key) < len(self):
-                raise IndexError(f"patient index {key} out of range for a cohort of {len(self)}")
-            return str(self.ids[int(key)])
-        raise TypeError(f"a patient is named by its position (int) or id (str), got {type(key).__name__}")
+        return resolve_patient(self.ids, key)
 
     def _image(self, kind: str, key: int | str) -> np.ndarray:
         pid = self._pid(key)
