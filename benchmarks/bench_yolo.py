@@ -8,7 +8,9 @@ predictions the validator scored, the training wall time and the machine's load.
     python benchmarks/bench_yolo.py                 # the book's default run
     python benchmarks/bench_yolo.py --epochs 2      # a quick look
 
-Target: mAP@0.5 >= 0.90 on the test split with at most 5 minutes of CPU training.
+Target: mAP@0.5 >= 0.90 on the test split with at most 5 minutes of CPU training. Both the wall
+time and the process's CPU time are printed, with the load average: on a machine busy with
+other work the wall time grows while the CPU time stays.
 """
 
 from __future__ import annotations
@@ -54,15 +56,18 @@ def main() -> None:
     ours = evaluate_detections(run.predictions, run.ground_truth)
     m = run.metrics
     print()
-    print(f"training wall time: {det.train_seconds:.1f}s ({args.epochs} epochs, imgsz {args.image_size}, "
-          f"batch {args.batch}, {len(splits['train'])} training images), load average after: {load_after:.1f}")
+    print(f"training: wall time {det.train_seconds:.1f}s, CPU time of this process {det.train_cpu_seconds:.1f}s "
+          f"({args.epochs} epochs, imgsz {args.image_size}, batch {args.batch}, {len(splits['train'])} training "
+          f"images); load average after: {load_after:.1f} on {os.cpu_count()} cores")
     print(f"test split ({len(run.predictions)} images), ultralytics validator: "
           f"mAP@0.5 {m['mAP@0.5']:.4f}  mAP@0.5:0.95 {m['mAP@0.5:0.95']:.4f}  "
           f"precision {m['precision']:.4f}  recall {m['recall']:.4f}")
     print(f"test split, oncolab.detection.evaluate_detections on the same predictions: "
           f"mAP@0.5 {ours.map50:.4f}  mAP@0.5:0.95 {ours.map50_95:.4f}")
     print(f"target mAP@0.5 >= 0.90: {'met' if m['mAP@0.5'] >= 0.90 else 'NOT met'}; "
-          f"target training <= 300s: {'met' if det.train_seconds <= 300 else 'NOT met'}")
+          f"target training <= 300s: wall time {'met' if det.train_seconds <= 300 else 'NOT met'}, "
+          f"CPU time {'met' if det.train_cpu_seconds <= 300 else 'NOT met'}"
+          + (" (the wall time includes waiting for a loaded machine)" if load_after > (os.cpu_count() or 1) else ""))
 
 
 if __name__ == "__main__":

@@ -57,8 +57,12 @@ def trained(tiny_yolo, tmp_path_factory):
 
 
 def test_no_network_access_during_training_validation_and_prediction(trained):
+    from ultralytics.utils import USER_CONFIG_DIR
+
     _, _, _, attempts, _ = trained
     assert attempts == []
+    # ultralytics checks its plotting font on every dataset check: it must find it locally
+    assert (USER_CONFIG_DIR / "Arial.ttf").is_file()
 
 
 def test_run_writes_into_the_chosen_folder(trained, tmp_path):

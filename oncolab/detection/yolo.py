@@ -307,6 +307,7 @@ class YoloDetector:
 
         self.model = YOLO(model, task="detect", verbose=False)
         self.train_seconds: float | None = None
+        self.train_cpu_seconds: float | None = None
         self.run_dir: Path | None = None
         self.history = None
 
@@ -321,7 +322,9 @@ class YoloDetector:
         The dataset is checked first (:func:`check_yolo_dataset`). Progress is printed per
         epoch (loss, then precision, recall and mAP on the ``val`` split). ``overrides`` are
         any ultralytics training arguments (they win over :data:`DEFAULTS`). Afterwards
-        ``train_seconds`` holds the wall time, ``run_dir`` the run folder, ``history`` the
+        ``train_seconds`` holds the wall time, ``train_cpu_seconds`` the CPU time of this
+        process (all its threads: on a machine shared with other work it shows the cost of
+        training better than the wall time), ``run_dir`` the run folder, ``history`` the
         per-epoch table (pandas), and the model holds the best epoch's weights.
         """
         check_yolo_dataset(data_yaml, read_images=True)
@@ -340,9 +343,10 @@ class YoloDetector:
                     deterministic=True, verbose=self.verbose, pretrained=self.pretrained_weights or False,
                     amp=False if self.device == "cpu" else args.get("amp", True),
                     plots=args.get("plots", False))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         self.model.train(**args)
         self.train_seconds = time.perf_counter() - t0
+        self.train_cpu_seconds = time.process_time() - c0
         trainer = self.model.trainer
         self.run_dir = Path(trainer.save_dir)
         csv = self.run_dir / "results.csv"
