@@ -19,6 +19,7 @@ import importlib
 from ._checks import as_structured, check_survival
 from .base import SurvivalMixin, survival_matrix
 from .cox import CoxPH, breslow_baseline, cox_newton, cox_partial_likelihood
+from .features import cohort_tabular, tabular_preprocessor
 from .metrics import (
     brier_score,
     calibration_at_horizon,
@@ -48,8 +49,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "CoxPH", "KaplanMeier", "SurvivalMixin", "as_structured", "breslow_baseline", "brier_score",
-    "calibration_at_horizon", "censoring_survival", "check_survival", "concordance_counts",
+    "calibration_at_horizon", "censoring_survival", "check_survival", "cohort_tabular", "concordance_counts",
     "cox_newton", "cox_partial_likelihood", "event_table", "harrell_c", "integrated_brier_score",
     "kaplan_meier", "logrank_test", "nelson_aalen", "plot_km", "plot_risk_groups", "risk_groups",
-    "survival_matrix", "td_auc", "uno_c", *_LAZY,
+    "survival_matrix", "tabular_preprocessor", "td_auc", "uno_c", *_LAZY,
 ]
