@@ -1,0 +1,66 @@
+"""Text: lab panels -> flags -> narratives; WordPiece; a tiny BERT; BioBERT; baselines.
+
+Taught in chapter 6 ("From blood tests to sentences"). The biomarkers and the flag rule live
+in :mod:`oncolab.data.labs`; this subpackage turns them into text and vectors.
+Chapter 10 uses :func:`lab_text_embeddings` to get one vector per patient.
+"""
+
+from .baselines import (
+    PanelFeaturizer,
+    embedding_model,
+    macro_auc_ci,
+    numeric_panel_model,
+    tfidf_model,
+)
+from .bert import (
+    embed_texts,
+    evaluate_mlm,
+    mask_tokens,
+    mlm_loss,
+    pretrain_mlm,
+    tiny_bert,
+    tiny_bert_config,
+)
+from .encoders import (
+    BIOBERT,
+    BioBertEncoder,
+    TextEncoder,
+    TfidfEncoder,
+    TinyBertEncoder,
+    lab_text_embeddings,
+)
+from .narrator import (
+    DEFAULT_LLM,
+    LLMNarrator,
+    narrate,
+    narrate_cohort,
+    narrate_results,
+    patient_seed,
+)
+from .panel import (
+    LabResult,
+    check_panel,
+    flag_panel,
+    flag_table,
+    format_value,
+    is_missing,
+    to_canonical,
+)
+from .tokenizer import (
+    SPECIAL_TOKENS,
+    learn_wordpiece,
+    pre_tokenize,
+    train_wordpiece,
+    word_counts,
+    wordpiece_tokenize,
+)
+
+__all__ = [
+    "BIOBERT", "DEFAULT_LLM", "SPECIAL_TOKENS", "BioBertEncoder", "LLMNarrator", "LabResult",
+    "PanelFeaturizer", "TextEncoder", "TfidfEncoder", "TinyBertEncoder", "check_panel",
+    "embed_texts", "embedding_model", "evaluate_mlm", "flag_panel", "flag_table", "format_value",
+    "is_missing", "lab_text_embeddings", "learn_wordpiece", "macro_auc_ci", "mask_tokens",
+    "mlm_loss", "narrate", "narrate_cohort", "narrate_results", "numeric_panel_model",
+    "patient_seed", "pre_tokenize", "pretrain_mlm", "tfidf_model", "tiny_bert", "tiny_bert_config",
+    "to_canonical", "train_wordpiece", "word_counts", "wordpiece_tokenize",
+]

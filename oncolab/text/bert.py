@@ -1,0 +1,238 @@
+"""A tiny BERT pretrained with masked language modelling, and sentence embeddings from it.
+
+Taught in chapter 6 ("From blood tests to sentences"); the self-attention inside each layer
+is built by hand in chapter 4.
+
+Masked language modelling (MLM), as in the BERT paper:
+
+1. choose 15% of the ordinary (non-special, non-padding) tokens of each text;
+2. of the chosen tokens, replace 80% by ``[MASK]``, 10% by a random token, and leave 10%
+   unchanged (so that the model cannot rely on ``[MASK]`` marking what to predict);
+3. the loss is the cross-entropy of the model's prediction at the chosen positions only:
+   ``-mean_i log softmax(logits_i)[original token_i]``; every other position has label -100.
+
+:func:`mask_tokens` and :func:`mlm_loss` do this by hand; the unit tests check them against
+``transformers.DataCollatorForLanguageModeling`` (same proportions) and against the loss
+``BertForMaskedLM`` computes itself (same number).
+
+A sentence embedding is the final layer's vector at ``[CLS]`` or the mean over the text's
+tokens (:func:`embed_texts`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "embed_texts",
+    "evaluate_mlm",
+    "mask_tokens",
+    "mlm_loss",
+    "pretrain_mlm",
+    "tiny_bert",
+    "tiny_bert_config",
+]
+
+
+def tiny_bert_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
+                     intermediate_size: int | None = None, max_length: int = 256, pad_token_id: int = 0):
+    """A ``transformers.BertConfig`` for a BERT small enough to pretrain on a CPU in minutes."""
+    from transformers import BertConfig
+
+    for name, v in (("vocab_size", vocab_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
+                    ("num_heads", num_heads), ("max_length", max_length)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if hidden_size % num_heads:
+        raise ValueError(f"hidden_size ({hidden_size}) must be a multiple of num_heads ({num_heads})")
+    return BertConfig(vocab_size=vocab_size, hidden_size=hidden_size, num_hidden_layers=num_layers,
+                      num_attention_heads=num_heads, intermediate_size=intermediate_size or 2 * hidden_size,
+                      max_position_embeddings=max_length, pad_token_id=pad_token_id,
+                      hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+
+
+def tiny_bert(tokenizer, seed: int = 0, **config):
+    """A freshly initialised ``BertForMaskedLM`` for ``tokenizer``'s vocabulary (seeded)."""
+    from transformers import BertForMaskedLM
+
+    cfg = tiny_bert_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id, **config)
+    torch.manual_seed(_check_seed(seed))
+    model = BertForMaskedLM(cfg)
+    model.eval()
+    return model
+
+
+def _check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def mask_tokens(input_ids: torch.Tensor, special_mask: torch.Tensor, mask_token_id: int, vocab_size: int,
+                mlm_probability: float = 0.15, seed: int | torch.Generator = 0):
+    """BERT's masking by hand: returns ``(masked_input_ids, labels)``.
+
+    ``special_mask`` is True at ``[CLS]``, ``[SEP]`` and padding (never chosen). Labels are
+    the original ids at chosen positions and -100 elsewhere. ``seed`` (or a
+    ``torch.Generator``) makes the draw reproducible.
+    """
+    if not 0 < mlm_probability < 1:
+        raise ValueError(f"mlm_probability must lie in (0, 1), got {mlm_probability}")
+    if input_ids.shape != special_mask.shape:
+        raise ValueError(f"input_ids {tuple(input_ids.shape)} and special_mask "
+                         f"{tuple(special_mask.shape)} must have the same shape")
+    g = seed if isinstance(seed, torch.Generator) else torch.Generator().manual_seed(_check_seed(seed))
+    special_mask = special_mask.bool()
+    chosen = (torch.rand(input_ids.shape, generator=g) < mlm_probability) & ~special_mask
+    labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
+    u = torch.rand(input_ids.shape, generator=g)
+    to_mask = chosen & (u < 0.8)
+    to_random = chosen & (u >= 0.8) & (u < 0.9)
+    random_ids = torch.randint(vocab_size, input_ids.shape, generator=g, dtype=input_ids.dtype)
+    out = input_ids.clone()
+    out[to_mask] = mask_token_id
+    out[to_random] = random_ids[to_random]
+    return out, labels
+
+
+def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy at the labelled positions, by hand: ``-mean log softmax(logits)[label]``."""
+    if logits.shape[:-1] != labels.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}")
+    keep = labels != -100
+    if not keep.any():
+        raise ValueError("no position is labelled (all labels are -100)")
+    z = logits[keep]
+    log_probs = z - torch.logsumexp(z, dim=-1, keepdim=True)
+    return -log_probs.gather(1, labels[keep].unsqueeze(1)).mean()
+
+
+def _encode(tokenizer, texts: Sequence[str], max_length: int):
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty")
+    return tokenizer(texts, truncation=True, max_length=max_length, return_special_tokens_mask=True)
+
+
+def _batch(enc, idx, pad_id: int):
+    ids = [enc["input_ids"][i] for i in idx]
+    spec = [enc["special_tokens_mask"][i] for i in idx]
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    special = torch.ones((len(ids), width), dtype=torch.bool)
+    attn = torch.zeros((len(ids), width), dtype=torch.long)
+    for r, (a, s) in enumerate(zip(ids, spec)):
+        input_ids[r, :len(a)] = torch.tensor(a)
+        special[r, :len(a)] = torch.tensor(s, dtype=torch.bool)
+        attn[r, :len(a)] = 1
+    return input_ids, special, attn
+
+
+def evaluate_mlm(model, tokenizer, texts: Sequence[str], seed: int = 0, batch_size: int = 64,
+                 max_length: int = 256) -> float:
+    """Mean MLM loss on ``texts`` with a fixed, seeded masking (comparable before/after training)."""
+    enc = _encode(tokenizer, texts, max_length)
+    g = torch.Generator().manual_seed(_check_seed(seed))
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(enc["input_ids"]), batch_size):
+            idx = range(start, min(start + batch_size, len(enc["input_ids"])))
+            ids, special, attn = _batch(enc, idx, tokenizer.pad_token_id)
+            masked, labels = mask_tokens(ids, special, tokenizer.mask_token_id, len(tokenizer), seed=g)
+            n = int((labels != -100).sum())
+            if n == 0:
+                continue
+            logits = model(input_ids=masked, attention_mask=attn).logits
+            total += float(mlm_loss(logits, labels)) * n
+            count += n
+    model.train(was_training)
+    return total / count
+
+
+def pretrain_mlm(model, tokenizer, texts: Sequence[str], epochs: int = 10, batch_size: int = 32,
+                 lr: float = 1e-3, seed: int = 0, max_length: int = 256, weight_decay: float = 0.01,
+                 callback=None) -> dict:
+    """Pretrain ``model`` (a ``BertForMaskedLM``) on ``texts`` with MLM; returns the history.
+
+    A plain PyTorch loop: shuffle, mask with :func:`mask_tokens`, AdamW with a linear
+    warm-up over the first 10% of steps then linear decay. Returns ``{"loss": [mean loss per
+    epoch], "seconds": wall-clock time, "steps": optimiser steps}``. ``callback(epoch,
+    loss)`` is called after each epoch when given.
+    """
+    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    seed = _check_seed(seed)
+    enc = _encode(tokenizer, texts, max_length)
+    n = len(enc["input_ids"])
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    total = epochs * steps_per_epoch
+    warm = max(1, total // 10)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    history: list[float] = []
+    model.train()
+    t0 = time.perf_counter()
+    for epoch in range(epochs):
+        order = rng.permutation(n)
+        losses, weights = [], []
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            ids, special, attn = _batch(enc, idx, tokenizer.pad_token_id)
+            masked, labels = mask_tokens(ids, special, tokenizer.mask_token_id, len(tokenizer), seed=g)
+            if not (labels != -100).any():
+                continue
+            out = model(input_ids=masked, attention_mask=attn, labels=labels)
+            opt.zero_grad()
+            out.loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(out.loss.item())
+            weights.append(int((labels != -100).sum()))
+        history.append(float(np.average(losses, weights=weights)))
+        if callback is not None:
+            callback(epoch, history[-1])
+    model.eval()
+    return {"loss": history, "seconds": time.perf_counter() - t0, "steps": total}
+
+
+def embed_texts(model, tokenizer, texts: Sequence[str], pooling: str = "mean", batch_size: int = 64,
+                max_length: int = 256) -> np.ndarray:
+    """One vector per text from the last layer: ``pooling="cls"`` or ``"mean"`` (over tokens).
+
+    ``model`` is a ``BertForMaskedLM`` (its ``.bert`` encoder is used) or a ``BertModel``.
+    Mean pooling averages the vectors of the text's tokens, ``[CLS]`` and ``[SEP]`` included,
+    padding excluded. Returns float32 ``(len(texts), hidden_size)``.
+    """
+    if pooling not in ("cls", "mean"):
+        raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+    encoder = getattr(model, "bert", model)
+    enc = _encode(tokenizer, texts, max_length)
+    was_training = encoder.training
+    encoder.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(enc["input_ids"]), batch_size):
+            idx = range(start, min(start + batch_size, len(enc["input_ids"])))
+            ids, _, attn = _batch(enc, idx, tokenizer.pad_token_id)
+            h = encoder(input_ids=ids, attention_mask=attn).last_hidden_state
+            if pooling == "cls":
+                out.append(h[:, 0])
+            else:
+                m = attn.unsqueeze(-1).to(h.dtype)
+                out.append((h * m).sum(1) / m.sum(1))
+    encoder.train(was_training)
+    return torch.cat(out).numpy().astype(np.float32)

@@ -1,0 +1,210 @@
+"""One embedding interface for every text encoder: ``encoder.encode(texts) -> (n, d) array``.
+
+Taught in chapter 6 ("From blood tests to sentences"); chapter 10 fuses the vectors with the
+other modalities through :func:`lab_text_embeddings` and does not care which encoder made them.
+
+* :class:`TfidfEncoder`: word and word-pair counts weighted by inverse document frequency;
+* :class:`TinyBertEncoder`: a WordPiece tokenizer and a tiny BERT, both trained on the texts
+  given to :meth:`~TextEncoder.fit` (masked language modelling), then [CLS] or mean pooling;
+* :class:`BioBertEncoder`: ``dmis-lab/biobert-base-cased-v1.2`` (BERT pretrained on PubMed)
+  through ``AutoTokenizer`` / ``AutoModel``, downloaded when online. Offline it raises
+  :class:`oncolab.env.HubUnavailableError` at once, with advice, unless given a local folder.
+
+Every encoder has ``fit(texts, seed=0)`` (a no-op for a pretrained one) and ``encode(texts)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "BIOBERT",
+    "BioBertEncoder",
+    "TextEncoder",
+    "TfidfEncoder",
+    "TinyBertEncoder",
+    "lab_text_embeddings",
+]
+
+BIOBERT = "dmis-lab/biobert-base-cased-v1.2"
+
+
+def _texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("texts is empty")
+    bad = [t for t in texts if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"every text must be a string, got {type(bad[0]).__name__}: {bad[0]!r}")
+    return texts
+
+
+class TextEncoder:
+    """The interface: ``fit(texts, seed) -> self`` then ``encode(texts) -> float32 (n, d)``."""
+
+    name = "encoder"
+    needs_fit = True
+
+    def __init__(self):
+        self.fitted = not self.needs_fit
+
+    def fit(self, texts: Sequence[str], seed: int = 0) -> TextEncoder:
+        self._fit(_texts(texts), seed)
+        self.fitted = True
+        return self
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.fitted:
+            raise RuntimeError(f"{type(self).__name__} must be fitted first: call .fit(texts)")
+        return np.asarray(self._encode(_texts(texts)), dtype=np.float32)
+
+    def _fit(self, texts: list[str], seed: int) -> None:  # pragma: no cover - overridden
+        pass
+
+    def _encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(fitted={self.fitted})"
+
+
+class TfidfEncoder(TextEncoder):
+    """TF-IDF of words and word pairs (scikit-learn), as a dense array.
+
+    The token pattern keeps numbers and single-character words ("g/L" gives "g" and "l").
+    """
+
+    name = "tf-idf"
+
+    def __init__(self, ngram_range: tuple[int, int] = (1, 2), min_df: int = 2, max_features: int | None = 5000):
+        super().__init__()
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.vectorizer = TfidfVectorizer(ngram_range=ngram_range, min_df=min_df, max_features=max_features,
+                                          sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+
+    def _fit(self, texts, seed):
+        self.vectorizer.fit(texts)
+
+    def _encode(self, texts):
+        return self.vectorizer.transform(texts).toarray()
+
+
+class TinyBertEncoder(TextEncoder):
+    """WordPiece + tiny BERT trained by :meth:`fit` on the given texts; pooled embeddings.
+
+    After fitting, ``tokenizer``, ``model`` and ``history`` (the MLM loss per epoch and the
+    pretraining time in seconds) are available.
+    """
+
+    name = "tiny BERT"
+
+    def __init__(self, vocab_size: int = 400, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
+                 epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, pooling: str = "mean",
+                 max_length: int = 256):
+        super().__init__()
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        self.vocab_size, self.hidden_size, self.num_layers, self.num_heads = vocab_size, hidden_size, num_layers, num_heads
+        self.epochs, self.batch_size, self.lr = epochs, batch_size, lr
+        self.pooling, self.max_length = pooling, max_length
+        self.tokenizer = self.model = None
+        self.history: dict = {}
+
+    def _fit(self, texts, seed):
+        from .bert import pretrain_mlm, tiny_bert
+        from .tokenizer import train_wordpiece
+
+        self.tokenizer = train_wordpiece(texts, self.vocab_size)
+        self.model = tiny_bert(self.tokenizer, seed=seed, hidden_size=self.hidden_size,
+                               num_layers=self.num_layers, num_heads=self.num_heads, max_length=self.max_length)
+        self.history = pretrain_mlm(self.model, self.tokenizer, texts, epochs=self.epochs,
+                                    batch_size=self.batch_size, lr=self.lr, seed=seed, max_length=self.max_length)
+
+    def _encode(self, texts):
+        from .bert import embed_texts
+
+        return embed_texts(self.model, self.tokenizer, texts, pooling=self.pooling, max_length=self.max_length)
+
+
+class BioBertEncoder(TextEncoder):
+    """BioBERT (or any BERT-like hub model) through ``AutoTokenizer`` / ``AutoModel``.
+
+    ``model`` is a hub name (default :data:`BIOBERT`) or a local folder. A hub name calls
+    :func:`oncolab.env.require_hub` first: offline, the constructor raises
+    ``HubUnavailableError`` within a second or two, saying what to do. Nothing is trained:
+    ``fit`` is a no-op.
+    """
+
+    name = "BioBERT"
+    needs_fit = False
+
+    def __init__(self, model: str = BIOBERT, pooling: str = "cls", max_length: int = 256,
+                 batch_size: int = 16, device: str | None = None):
+        super().__init__()
+        from oncolab.env import get_device, require_hub
+
+        if pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")
+        if not Path(model).exists():
+            require_hub(model, local_hint="model=<a folder with the downloaded model>")
+        from transformers import AutoModel, AutoTokenizer
+
+        self.device = get_device(device)
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model = AutoModel.from_pretrained(model).to(self.device).eval()
+        self.pooling, self.max_length, self.batch_size = pooling, max_length, batch_size
+
+    def _encode(self, texts):
+        import torch
+
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(texts), self.batch_size):
+                enc = self.tokenizer(texts[start:start + self.batch_size], padding=True, truncation=True,
+                                     max_length=self.max_length, return_tensors="pt").to(self.device)
+                h = self.model(**enc).last_hidden_state
+                if self.pooling == "cls":
+                    out.append(h[:, 0].cpu())
+                else:
+                    m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
+                    out.append(((h * m).sum(1) / m.sum(1)).cpu())
+        return torch.cat(out).numpy()
+
+
+def lab_text_embeddings(cohort, encoder: TextEncoder | None = None, seed: int = 0,
+                        fit_index: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """One embedding per patient of ``cohort``: narrate the lab panel, then encode the text.
+
+    Parameters
+    ----------
+    cohort:
+        A cohort with a ``labs`` table (and ``clinical`` for sex- and age-specific ranges).
+    encoder:
+        Any :class:`TextEncoder`; default a fresh :class:`TfidfEncoder`. An encoder that is
+        not fitted yet is fitted on the narratives of ``fit_index`` (positions, e.g. the
+        training split; all patients when ``None``), so that nothing is learned from the
+        test patients when you pass the training positions.
+    seed:
+        Seeds the narrator and the encoder's training.
+
+    Returns a float32 array of shape ``(len(cohort), d)``, rows in the cohort's order.
+    Patients without any lab result are narrated as such and still get a row.
+    """
+    from .narrator import narrate_cohort
+
+    encoder = TfidfEncoder() if encoder is None else encoder
+    if not isinstance(encoder, TextEncoder):
+        raise TypeError(f"encoder must be a TextEncoder, got {type(encoder).__name__}")
+    texts = narrate_cohort(cohort, seed=seed)
+    if not encoder.fitted:
+        idx = np.arange(len(texts)) if fit_index is None else np.asarray(fit_index)
+        if idx.size == 0 or idx.min() < 0 or idx.max() >= len(texts):
+            raise ValueError(f"fit_index must hold positions in [0, {len(texts)}), got {idx!r}")
+        encoder.fit([texts[i] for i in idx], seed=seed)
+    return encoder.encode(texts)

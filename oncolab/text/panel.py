@@ -1,0 +1,206 @@
+"""A patient's blood panel, checked and flagged: the facts a narrative is written from.
+
+Taught in chapter 6 ("From blood tests to sentences"). The biomarkers themselves (names,
+units, reference ranges by sex and age, critical limits, unit conversions) and the flag rule
+live in :mod:`oncolab.data.labs`; this module only applies them to one patient:
+
+* :func:`to_canonical` turns a value given in some unit into the panel's unit, or raises;
+* :func:`check_panel` validates a whole panel (known names, units, no negative values);
+* :func:`flag_panel` returns one :class:`LabResult` per biomarker, with its flag.
+
+A value may be given as a number (in the panel's unit), as ``(number, unit)``, or as NaN /
+``None`` for "not measured". A missing value is reported as missing, never invented.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from oncolab.data.labs import BIOMARKERS, Biomarker, biomarker, flag_value, reference_range
+
+__all__ = [
+    "LabResult",
+    "check_panel",
+    "flag_panel",
+    "flag_table",
+    "format_value",
+    "is_missing",
+    "to_canonical",
+]
+
+# A value far outside the reference range in the panel's unit (above 3x the upper limit or
+# below a fifth of the lower one), which lands inside the range once converted from another
+# known unit, was almost surely given in that other unit.
+_TOO_LARGE, _TOO_SMALL = 3.0, 5.0
+
+
+def is_missing(value: Any) -> bool:
+    """True for ``None`` and NaN: the test was not done (or not reported)."""
+    if value is None:
+        return True
+    try:
+        return bool(math.isnan(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _suspect_unit(b: Biomarker, value: float) -> tuple[str, float] | None:
+    """The unit a value was probably given in, when it is implausible in ``b.unit``."""
+    if not (value > b.high * _TOO_LARGE or value < b.low / _TOO_SMALL):
+        return None
+    for unit, factor in b.conversions:
+        converted = value * factor
+        if b.low / 2 <= converted <= b.high * 2:
+            return unit, converted
+    return None
+
+
+def to_canonical(name: str, value: Any, unit: str | None = None) -> float:
+    """The value of biomarker ``name`` in the panel's unit (NaN when missing).
+
+    ``unit=None`` means the value is already in the panel's unit. A unit listed in the
+    biomarker's ``conversions`` is converted; any other unit raises a ValueError naming it
+    and the units that are understood. Negative values raise. A value that is implausible in
+    the stated unit but plausible in another known one (calcium 9.6 "mmol/L", which is
+    9.6 mg/dL = 2.40 mmol/L) raises too, saying which unit it was probably in.
+    """
+    b = biomarker(name)
+    if is_missing(value):
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name}: a value must be a number (or NaN/None), got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: a value must be finite, got {value}")
+    if value < 0:
+        raise ValueError(f"{name}: a concentration cannot be negative, got {value} {unit or b.unit}")
+    known = {b.unit: 1.0, **dict(b.conversions)}
+    if unit is not None and unit not in known:
+        raise ValueError(f"{name}: unit {unit!r} is not understood; expected one of {list(known)}")
+    factor = known[unit] if unit is not None else 1.0
+    converted = value * factor
+    suspect = _suspect_unit(b, converted)
+    if suspect is not None:
+        raise ValueError(
+            f"{name}: {value} {unit or b.unit} is not plausible; it looks like a value in "
+            f"{suspect[0]} (= {suspect[1]:.4g} {b.unit}). Give the unit explicitly, "
+            f"e.g. ({value}, {suspect[0]!r})."
+        )
+    return converted
+
+
+def check_panel(panel: Mapping[str, Any] | pd.Series) -> dict[str, float]:
+    """Validate a panel and return ``{name: value in the panel's unit}`` for every biomarker.
+
+    ``panel`` maps biomarker names to numbers, ``(number, unit)`` pairs, or NaN/None.
+    Biomarkers it does not mention are "not measured" (NaN). Unknown names raise a KeyError
+    listing the known ones. A panel where nothing was measured is allowed: the narrator
+    says so (see :func:`oncolab.text.narrator.narrate`).
+    """
+    if isinstance(panel, pd.Series):
+        panel = panel.to_dict()
+    if not isinstance(panel, Mapping):
+        raise TypeError(f"a panel is a mapping of biomarker name -> value, got {type(panel).__name__}")
+    for name in panel:
+        biomarker(name)  # raises on unknown names
+    out = {}
+    for b in BIOMARKERS:
+        v = panel.get(b.name, None)
+        if isinstance(v, tuple):
+            if len(v) != 2 or not isinstance(v[1], str):
+                raise ValueError(f"{b.name}: expected (value, unit), got {v!r}")
+            out[b.name] = to_canonical(b.name, v[0], v[1])
+        else:
+            out[b.name] = to_canonical(b.name, v)
+    return out
+
+
+def format_value(name: str, value: float) -> str:
+    """A value as the narrative writes it: the biomarker's usual decimals, more if needed.
+
+    Extra decimals appear only when rounding would change the number (a converted value,
+    say), so that a value just above a limit never reads as the limit itself.
+    """
+    b = biomarker(name)
+    s = f"{value:.{b.decimals}f}"
+    if float(s) != value:
+        s = f"{value:.6g}"
+        if "e" in s:
+            s = f"{value:.{b.decimals + 4}f}"
+    return s
+
+
+@dataclass(frozen=True)
+class LabResult:
+    """One biomarker of one patient, flagged."""
+
+    name: str
+    label: str
+    value: float  # NaN when not measured
+    unit: str
+    low: float
+    high: float
+    flag: str  # low / normal / high / critical / not measured
+
+    @property
+    def direction(self) -> str:
+        """``"high"``, ``"low"`` or ``""``: which side of the range a flagged value lies on."""
+        if self.flag in ("low", "high"):
+            return self.flag
+        if self.flag == "critical":
+            return "high" if self.value > self.high else "low"
+        return ""
+
+    @property
+    def abnormal(self) -> bool:
+        return self.flag in ("low", "high", "critical")
+
+    @property
+    def value_text(self) -> str:
+        return format_value(self.name, self.value)
+
+    @property
+    def range_text(self) -> str:
+        return f"{format_value(self.name, self.low)}-{format_value(self.name, self.high)} {self.unit}"
+
+
+def _clinical(sex: Any, age: Any) -> tuple[str | None, float | None]:
+    sex = None if is_missing(sex) else sex
+    age = None if is_missing(age) else float(age)
+    if age is not None and not 0 <= age <= 130:
+        raise ValueError(f"age must lie in [0, 130] years, got {age}")
+    return sex, age
+
+
+def flag_panel(panel: Mapping[str, Any] | pd.Series, sex: str | None = None,
+               age: float | None = None) -> list[LabResult]:
+    """Check a panel (see :func:`check_panel`) and flag every biomarker, in panel order.
+
+    The flag rule is :func:`oncolab.data.labs.flag_value`'s; the reference range is the one
+    for this patient's sex and age (:func:`oncolab.data.labs.reference_range`).
+    """
+    sex, age = _clinical(sex, age)
+    values = check_panel(panel)
+    out = []
+    for b in BIOMARKERS:
+        v = values[b.name]
+        low, high = reference_range(b.name, sex, age)
+        out.append(LabResult(b.name, b.label, v, b.unit, low, high, flag_value(b.name, v, sex, age)))
+    return out
+
+
+def flag_table(labs: pd.DataFrame, clinical: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Flags for a whole lab table (one row per patient), using sex and age when given."""
+    rows = []
+    for pid, row in labs.iterrows():
+        sex = age = None
+        if clinical is not None:
+            sex, age = clinical.at[pid, "sex"], clinical.at[pid, "age"]
+        rows.append({r.name: r.flag for r in flag_panel(row, sex, age)})
+    return pd.DataFrame(rows, index=labs.index)
