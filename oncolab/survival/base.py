@@ -45,16 +45,18 @@ def survival_matrix(model, X, times) -> np.ndarray:
     Uses ``model.predict_survival`` when the model has it; otherwise evaluates
     scikit-survival's step functions, holding the first/last value outside their domain
     (before the first training time S is taken as the first value, after the last as the
-    last value). Works on a Pipeline whose last step is such a model.
+    last value). Works on a Pipeline whose last step is such a model, and on a fitted
+    ``GridSearchCV`` (its best estimator).
     """
     times = np.asarray(times, float)
-    last = model.steps[-1][1] if hasattr(model, "steps") else model
-    if hasattr(last, "predict_survival"):
-        if hasattr(model, "steps"):
-            Xt = X
-            for _, step in model.steps[:-1]:
-                Xt = step.transform(Xt)
-            return np.asarray(last.predict_survival(Xt, times), float)
+    if hasattr(model, "steps"):  # a Pipeline: transform, then ask the last step
+        Xt = X
+        for _, step in model.steps[:-1]:
+            Xt = step.transform(Xt)
+        return survival_matrix(model.steps[-1][1], Xt, times)
+    if hasattr(model, "best_estimator_"):  # a fitted GridSearchCV
+        return survival_matrix(model.best_estimator_, X, times)
+    if hasattr(model, "predict_survival"):
         return np.asarray(model.predict_survival(X, times), float)
     fns = model.predict_survival_function(X)
     out = np.empty((len(fns), len(times)))

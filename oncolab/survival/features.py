@@ -52,14 +52,15 @@ def cohort_tabular(cohort, modalities=("labs", "genes", "clinical")) -> pd.DataF
 
 def tabular_preprocessor(scale: bool = True) -> ColumnTransformer:
     """Numeric columns: median imputation with a 0/1 "was missing" indicator per column that
-    had gaps in training, then standardisation; text columns: one-hot (unknown categories
-    at test time become all zeros; binary ones keep a single column).
+    had gaps in training, then standardisation; text columns: one-hot without the first category (the model has
+    no intercept to absorb it, so a full set of dummies would be collinear; a category unseen
+    in training becomes the reference).
 
     Unfitted: put it first in a Pipeline so that it is fitted on training patients only.
     """
     num = [SimpleImputer(strategy="median", add_indicator=True)] + ([StandardScaler()] if scale else [])
     return ColumnTransformer(
         [("num", make_pipeline(*num), make_column_selector(dtype_include="number")),
-         ("cat", OneHotEncoder(drop="if_binary", handle_unknown="ignore", sparse_output=False),
+         ("cat", OneHotEncoder(drop="first", handle_unknown="ignore", sparse_output=False),
           make_column_selector(dtype_exclude="number"))],
         verbose_feature_names_out=False)

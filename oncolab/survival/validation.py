@@ -45,7 +45,8 @@ def default_times(y, n: int = 20, lo: float = 10, hi: float = 80) -> np.ndarray:
 @dataclass
 class CVResult:
     """``table``: one row per model and metric (estimate, 95% CI); ``folds``: one row per model,
-    repeat and fold; ``predictions``: out-of-fold risk per model (last repeat)."""
+    repeat and fold; ``predictions``: the test fold of each patient (column ``fold``) and the
+    out-of-fold risk per model (last repeat; risks of different folds are not on one scale)."""
 
     table: pd.DataFrame
     folds: pd.DataFrame
@@ -108,11 +109,14 @@ def cross_validate_survival(models: dict, X, y, preprocessor=None, n_splits: int
     cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
     rows, store = [], []
     oof = {name: np.full(len(time), np.nan) for name in models}
+    fold_of = np.full(len(time), -1)
     Xa = X
     take = (lambda idx: Xa.iloc[idx]) if hasattr(Xa, "iloc") else (lambda idx: np.asarray(Xa)[idx])
     for k, (tr, te) in enumerate(cv.split(np.zeros(len(time)), _strata(event, time))):
         rep, fold = divmod(k, n_splits)
         y_tr, y_te = y[tr], y[te]
+        if rep == n_repeats - 1:
+            fold_of[te] = fold
         ft = _fold_times(times, y_tr, y_te)
         for name, model in models.items():
             steps = ([("prep", clone(preprocessor))] if preprocessor is not None else []) + [("model", clone(model))]
@@ -148,7 +152,7 @@ def cross_validate_survival(models: dict, X, y, preprocessor=None, n_splits: int
             table.append({"model": name, "metric": metric, "estimate": est, "ci_low": float(lo),
                           "ci_high": float(hi), "sd": float(f[metric].std(ddof=1)) if len(f) > 1 else np.nan,
                           "n_folds": len(f)})
-    return CVResult(pd.DataFrame(table), folds, pd.DataFrame(oof))
+    return CVResult(pd.DataFrame(table), folds, pd.DataFrame({"fold": fold_of, **oof}))
 
 
 def _bootstrap(store, names, n_boot, seed) -> dict:

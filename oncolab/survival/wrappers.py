@@ -11,6 +11,8 @@ so that each has ``predict_survival(X, times)`` (an array) besides the scikit-su
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.base import BaseEstimator
 
@@ -62,8 +64,13 @@ class SksurvModel(SurvivalMixin, BaseEstimator):
         X = check_X(X, len(time))
         self.n_features_in_ = X.shape[1]
         if self.kind == "coxnet":
-            self.alpha_ = self.alpha if self.alpha is not None else self._choose_alpha(X, y)
-            self.model_ = self._make(alphas=[self.alpha_]).fit(X, y)
+            if self.alpha is not None:
+                self.alpha_, path = float(self.alpha), [float(self.alpha)]
+            else:
+                self.alpha_, path = self._choose_alpha(X, y)
+            # fit along the path down to the chosen penalty (warm starts keep it stable); the
+            # last alpha of the path is the one predict and predict_survival_function use
+            self.model_ = self._make(alphas=[a for a in path if a >= self.alpha_]).fit(X, y)
         else:
             self.model_ = self._make().fit(X, y)
         m = self.model_
@@ -73,24 +80,40 @@ class SksurvModel(SurvivalMixin, BaseEstimator):
         self.baseline_time_ = np.asarray(grid, float)
         return self
 
-    def _choose_alpha(self, X, y) -> float:
+    def _choose_alpha(self, X, y) -> tuple[float, list[float]]:
         from sklearn.model_selection import StratifiedKFold
 
         from .metrics import harrell_c
 
-        path = self._make(n_alphas=30, alpha_min_ratio=0.01, fit_baseline_model=False).fit(X, y).alphas_
-        scores = np.zeros(len(path))
+        path = None
+        for ratio in (0.01, 0.05, 0.2, 0.5):  # small penalties can diverge when p ~ n
+            try:
+                path = self._make(n_alphas=30, alpha_min_ratio=ratio, fit_baseline_model=False).fit(X, y).alphas_
+                break
+            except ArithmeticError:
+                continue
+        if path is None:
+            raise ArithmeticError("Coxnet diverged even at alpha_min_ratio=0.5; give alpha= explicitly")
+        scores = np.full((3, len(path)), np.nan)
         event, _ = check_survival(y)
         folds = StratifiedKFold(3, shuffle=True, random_state=self.seed).split(X, event)
-        for tr, va in folds:
-            m = self._make(alphas=path, fit_baseline_model=False).fit(X[tr], y[tr])
+        for f, (tr, va) in enumerate(folds):
+            try:
+                m = self._make(alphas=path, fit_baseline_model=False).fit(X[tr], y[tr])
+            except ArithmeticError:
+                continue
             ev, t = check_survival(y[va])
             for k, a in enumerate(path):
-                try:
-                    scores[k] += harrell_c(t, ev, m.predict(X[va], alpha=a))
-                except ValueError:
-                    pass
-        return float(path[int(np.argmax(scores))])
+                if a in m.alphas_:
+                    try:
+                        scores[f, k] = harrell_c(t, ev, m.predict(X[va], alpha=a))
+                    except ValueError:
+                        pass
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            mean = np.nanmean(scores, axis=0)
+        best = 0 if np.isnan(mean).all() else int(np.nanargmax(mean))
+        return float(path[best]), [float(a) for a in path]
 
     def predict(self, X):
         self._check_fitted()
