@@ -25,3 +25,20 @@ def small_cohort():
     from oncolab.data import synthetic_cohort
 
     return synthetic_cohort(90, seed=3, image_size=96, slide_size=128)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run unit tests first, then the chapters (which leave executed notebooks in
+    _build/smoke/), then the book build (which uses them), then the browser check of that build."""
+
+    def rank(item):
+        path = str(item.fspath)
+        if path.endswith("test_browser.py"):
+            return 3
+        if item.get_closest_marker("book"):
+            return 2
+        if item.get_closest_marker("chapter"):
+            return 1
+        return 0
+
+    items.sort(key=rank)
