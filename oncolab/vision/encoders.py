@@ -267,7 +267,7 @@ def extract_features(model: nn.Module, images, batch_size: int = 64, seed: int =
     model (none in eval mode for the book's encoders): same seed, same bytes. ``progress``
     shows a progress bar. The model's train/eval mode is restored afterwards.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     n = _n_images(images)
     if n == 0:

@@ -98,6 +98,11 @@ class SmallCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c, num_classes) if num_classes else nn.Identity()
 
+    @property
+    def last_conv_layer(self) -> nn.Module:
+        """The last ReLU before the final pooling: the usual target layer of Grad-CAM."""
+        return self.features[-2]
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
 
