@@ -123,6 +123,7 @@ def test_cross_validate_survival_table():
     c = t[(t.model == "cox") & (t.metric == "harrell_c")].iloc[0]
     assert c.ci_low <= c.estimate <= c.ci_high and c.estimate > 0.65
     assert len(res.folds) == 6 and res.predictions.notna().all().all()
+    assert sorted(set(res.predictions["fold"])) == [0, 1, 2]
     assert res.wide().shape == (2, 4)
     again = cross_validate_survival({"cox": make_model("cox")}, Xdf, y, StandardScaler(), n_splits=3, seed=0, n_boot=30)
     pd.testing.assert_frame_equal(again.table, t[t.model == "cox"].reset_index(drop=True))
