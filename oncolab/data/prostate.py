@@ -1,0 +1,617 @@
+"""The synthetic prostate cohort: biochemical recurrence (BCR) after radical prostatectomy.
+
+Taught in chapter 14 ("Whole slides at several scales, and MRI"); chapter 15 streams its
+slides. It is the book's second synthetic cohort, shaped like the CHIMERA challenge: an H&E
+whole-slide image, a multiparametric MRI volume (T2-weighted, ADC, DCE) and clinical
+variables (age, PSA, ISUP grade group, pathological stage) per patient, with time to BCR.
+
+The generative model
+--------------------
+For patient *i*, three tumour latents, jointly Gaussian with unit variances:
+
+* ``z_arch``: gland architecture (how small, crowded and fused the tumour glands are: the
+  Gleason pattern), visible only at **low magnification**, where a tile spans several glands;
+* ``z_nuc``: nuclear atypia (nuclear size, pleomorphism, chromatin and prominent nucleoli),
+  visible only at **high magnification**, where a nucleus spans several pixels;
+* ``z_les``: the index lesion on MRI (its radius, its ADC drop and its early enhancement).
+
+``corr(z_arch, z_nuc) = corr(z_arch, z_les) = 0.3``, ``corr(z_nuc, z_les) = 0``. The true
+log-hazard is ``eta = b_arch z_arch + b_nuc z_nuc + b_les z_les + b_age (age - 66) / 7``
+(defaults 0.9, 0.9, 0.5, 0.1): architecture and atypia drive recurrence equally, so a model
+that reads the slide at one magnification only sees half of what the slide holds.
+
+How each scale hides the other latent:
+
+* the gland pattern is a smooth random field whose correlation length shrinks from 64 to 24
+  level-0 pixels as ``z_arch`` grows; stroma, epithelium and lumen are thresholds of the
+  field at fixed quantiles, so their area fractions do not depend on ``z_arch``: only the
+  arrangement does, and a 32-pixel tile at full resolution sees less than one gland;
+* nuclei sit on a jittered 5-pixel grid; atypia shows in their detail: coarse, clumped
+  chromatin (pixel-level texture inside the nucleus), prominent eosinophilic nucleoli, and
+  a wider spread of sizes (pleomorphism), while the mean nuclear area and darkness stay
+  the same (the share of nuclei kept is scaled to keep the expected haematoxylin area
+  fixed). Averaging 4 x 4 pixels (the lowest level) blurs that detail into the same mean
+  colour.
+
+The slide is a 2048 x 2048 pyramid with three levels (downsamples 1, 2, 4: "20x", "10x",
+"5x"). It is never held in memory: :meth:`ProstateSlide.read_region` renders only the pixels
+asked for. Every random number of the slide is a counter-based hash of (seed, patient,
+stream, position), so a tile's pixels do not depend on which tiles were read before; the
+lower levels are 2 x 2 (4 x 4) means of level 0, as in a scanner's pyramid.
+Tumour occupies about half of the slide (a slowly varying field); elsewhere the tissue is
+benign (low architecture and atypia), so not every tile is informative.
+
+The MRI volume is (3, D, H, W): an ellipsoidal gland with a spherical lesion whose radius,
+T2 darkening, ADC drop and DCE enhancement grow with ``z_les``; position, gland shape, a bias
+field and noise are nuisance. Clinical variables: age; PSA (log-normal, rising with
+``z_les`` and ``z_arch``); ISUP grade group 1-5 (a noisy read of ``z_arch``: Gleason grading
+is architectural); pathological stage pT2 / pT3a / pT3b (a noisy read of ``z_les``).
+MRI is missing for a fraction of patients (``mri_missing``, default 0.2).
+
+BCR time (months) is Weibull proportional hazards with censoring by the end of follow-up
+(uniform 24-96 months) and loss to follow-up (exponential).
+
+The oracle
+----------
+Because the latents are jointly Gaussian, ``E[eta | some latents]`` is linear in them. The
+oracle reports Harrell's C of the true risk and of ``E[eta | S]`` for the information sets a
+model could read: the slide at both scales (``z_arch, z_nuc``), low magnification only
+(``z_arch``), high magnification only (``z_nuc``), the MRI lesion (``z_les``). These are
+ceilings: they assume the latent is read without error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from .synthetic import CENTERS, _check_size, _rng, stain_matrix
+
+__all__ = [
+    "LATENTS",
+    "ProstateCohort",
+    "ProstateConfig",
+    "ProstateSlide",
+    "lattice_noise",
+    "prostate_cohort",
+    "render_mri",
+]
+
+LATENTS = ("z_arch", "z_nuc", "z_les")
+STAGES = ("pT2", "pT3a", "pT3b")
+SEQUENCES = ("T2w", "ADC", "DCE")
+_STREAMS = {"latents": 21, "clinical": 22, "survival": 23, "missing": 24, "mri": 25, "slide": 26}
+_MASK64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True)
+class ProstateConfig:
+    """Every knob of the prostate generative model (defaults are the book's cohort)."""
+
+    slide_size: int = 2048
+    slide_levels: int = 3
+    mri_shape: tuple[int, int, int] = (24, 64, 64)
+    rho_arch_nuc: float = 0.3
+    rho_arch_les: float = 0.3
+    b_arch: float = 0.9
+    b_nuc: float = 0.9
+    b_les: float = 0.5
+    b_age: float = 0.1
+    weibull_scale: float = 70.0  # months
+    weibull_shape: float = 1.2
+    follow_up: tuple[float, float] = (24.0, 96.0)
+    loss_rate: float = 1 / 200.0
+    mri_missing: float = 0.2
+    gland_spacing: tuple[float, float] = (64.0, 24.0)  # level-0 pixels at z_arch -> -inf, +inf
+    nucleus_radius: tuple[float, float] = (2.0, 2.2)  # level-0 pixels at z_nuc -> -inf, +inf
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("mri_shape", "follow_up", "gland_spacing", "nucleus_radius"):
+            d[k] = list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ProstateConfig:
+        d = dict(d)
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown prostate cohort setting(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        for k in ("mri_shape", "follow_up", "gland_spacing", "nucleus_radius"):
+            if k in d:
+                d[k] = tuple(d[k])
+        return cls(**d)
+
+    def covariance(self) -> np.ndarray:
+        """Covariance of (z_arch, z_nuc, z_les)."""
+        r1, r2 = self.rho_arch_nuc, self.rho_arch_les
+        return np.array([[1.0, r1, r2], [r1, 1.0, 0.0], [r2, 0.0, 1.0]])
+
+    def betas(self) -> np.ndarray:
+        return np.array([self.b_arch, self.b_nuc, self.b_les])
+
+
+# --------------------------------------------------------------------------------------------
+# counter-based random numbers: the value at (i, j) depends only on (key, i, j)
+# --------------------------------------------------------------------------------------------
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _key(*words: int) -> int:
+    """A 64-bit key from integers (seed, patient, stream, ...): same words, same key."""
+    h = hashlib.blake2b(digest_size=8)
+    for w in words:
+        h.update((int(w) & _MASK64).to_bytes(8, "little"))
+    return int.from_bytes(h.digest(), "little")
+
+
+def _hash_uniform(key: int, i: np.ndarray, j: np.ndarray, k: int = 0) -> np.ndarray:
+    """Uniform(0, 1) numbers indexed by integer coordinates (i, j) and a sub-stream k."""
+    i = np.asarray(i, np.int64).view(np.uint64)
+    j = np.asarray(j, np.int64).view(np.uint64)
+    with np.errstate(over="ignore"):
+        x = _splitmix(np.uint64((key + 0x632BE59BD9B4E019 * (k + 1)) & _MASK64) ^ _splitmix(i))
+        x = _splitmix(x ^ (j * np.uint64(0xD1342543DE82EF95)))
+    return ((x >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53
+
+
+def _hash_normal(key: int, i: np.ndarray, j: np.ndarray, k: int = 0) -> np.ndarray:
+    u1 = _hash_uniform(key, i, j, 2 * k)
+    u2 = _hash_uniform(key, i, j, 2 * k + 1)
+    return np.sqrt(-2 * np.log(u1)) * np.cos(2 * np.pi * u2)
+
+
+def lattice_noise(key: int, y0: int, x0: int, h: int, w: int, spacing: float) -> np.ndarray:
+    """A smooth unit-variance Gaussian random field on the pixels [y0, y0+h) x [x0, x0+w).
+
+    The field is ``f(y, x) = sum_ij v_ij k(y - i d) k(x - j d) / norm`` with ``v_ij`` standard
+    normal numbers at the nodes of a lattice of spacing ``d`` (from the counter-based hash,
+    so they depend only on ``(key, i, j)``) and a Gaussian kernel ``k`` of width ``d``. Any
+    window of the field is computed alone, as two matrix products, and agrees with the same
+    pixels cut from a larger window: that is what lets a slide be rendered tile by tile.
+    """
+    if spacing <= 0:
+        raise ValueError(f"spacing must be positive, got {spacing}")
+    s = float(spacing)
+    ys = np.arange(y0, y0 + h, dtype=np.float64)
+    xs = np.arange(x0, x0 + w, dtype=np.float64)
+    i = np.arange(int(np.floor((y0 - 3.5 * s) / s)), int(np.ceil((y0 + h + 3.5 * s) / s)) + 1)
+    j = np.arange(int(np.floor((x0 - 3.5 * s) / s)), int(np.ceil((x0 + w + 3.5 * s) / s)) + 1)
+    gy = np.exp(-0.5 * ((ys[:, None] - i[None, :] * s) / s) ** 2)
+    gx = np.exp(-0.5 * ((xs[:, None] - j[None, :] * s) / s) ** 2)
+    v = _hash_normal(key, i[:, None], j[None, :])
+    f = gy @ v @ gx.T
+    norm = np.sqrt((gy**2).sum(1))[:, None] * np.sqrt((gx**2).sum(1))[None, :]
+    return (f / norm).astype(np.float32)
+
+
+_THREADPOOLS = None
+
+
+def _one_blas_thread():
+    """A context in which BLAS uses one thread: the small products here run many times
+    faster than with a pool of threads fighting over shared cores."""
+    global _THREADPOOLS
+    from threadpoolctl import ThreadpoolController
+
+    if _THREADPOOLS is None:
+        _THREADPOOLS = ThreadpoolController()
+    return _THREADPOOLS.limit(limits=1, user_api="blas")
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+# --------------------------------------------------------------------------------------------
+# the slide
+# --------------------------------------------------------------------------------------------
+class ProstateSlide:
+    """A lazily rendered H&E whole-slide image with an OpenSlide-like interface.
+
+    ``read_region((x, y), level, (w, h))`` returns uint8 RGB (h, w, 3) pixels of ``level``
+    whose top-left corner is ``(x, y)`` in level-0 coordinates, exactly as
+    ``openslide.OpenSlide.read_region`` does (which returns RGBA PIL images). Nothing is
+    cached: each call renders only what it returns.
+
+    Parameters
+    ----------
+    arch, nuc:
+        Architecture grade and nuclear atypia of the tumour, each in (0, 1).
+    center:
+        The staining center (``"A"``-``"D"``), see :func:`oncolab.data.stain_matrix`.
+    key:
+        The slide's 64-bit random key; ``jitter`` its patient-level stain strength change.
+    """
+
+    _NUCLEUS_CELL = 5  # level-0 pixels between nucleus sites
+
+    def __init__(self, arch: float, nuc: float, center: str, key: int, size: int = 2048,
+                 levels: int = 3, jitter: Sequence[float] = (0.0, 0.0),
+                 gland_spacing: tuple[float, float] = (64.0, 24.0),
+                 nucleus_radius: tuple[float, float] = (2.0, 2.2)):
+        for name, v in (("arch", arch), ("nuc", nuc)):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {v}")
+        _check_size("size", size, minimum=64)
+        _check_size("levels", levels, minimum=1)
+        if size % (2 ** (levels - 1)):
+            raise ValueError(f"size {size} must be divisible by the largest downsample {2 ** (levels - 1)}")
+        self.arch, self.nuc, self.center, self.key = float(arch), float(nuc), center, int(key)
+        self.m = stain_matrix(center, np.asarray(jitter, float))
+        self.size = int(size)
+        self.level_count = int(levels)
+        self.level_downsamples = tuple(float(2**k) for k in range(levels))
+        self.level_dimensions = tuple((size // 2**k, size // 2**k) for k in range(levels))
+        self.dimensions = self.level_dimensions[0]
+        g0, g1 = gland_spacing
+        self._spacing_tumour = g0 + (g1 - g0) * self.arch
+        self._spacing_benign = g0 + (g1 - g0) * 0.1
+        self._r0, self._r1 = nucleus_radius
+
+    def __repr__(self) -> str:
+        return (f"ProstateSlide({self.size}x{self.size}, levels={self.level_count}, "
+                f"center={self.center!r})")
+
+    def _k(self, stream: int) -> int:
+        return _key(self.key, stream)
+
+    def tumour_field(self, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+        """The tumour weight in [0, 1] on level-0 pixels (about half the slide is tumour)."""
+        t = lattice_noise(self._k(1), y0, x0, h, w, 256.0)
+        return np.clip((t + 0.25) / 0.5, 0.0, 1.0)
+
+    def _render0(self, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+        """Level-0 pixels [y0, y0+h) x [x0, x0+w) as uint8 RGB."""
+        c = self._NUCLEUS_CELL
+        # whole nucleus cells covering the window, plus one cell of neighbours on each side
+        a0, a1 = y0 // c, -(-(y0 + h) // c)
+        b0, b1 = x0 // c, -(-(x0 + w) // c)
+        na, nb = a1 - a0, b1 - b0
+        Y0, X0, H, W = (a0 - 1) * c, (b0 - 1) * c, (na + 2) * c, (nb + 2) * c
+        tum = self.tumour_field(Y0, X0, H, W)
+        g = ((1 - tum) * lattice_noise(self._k(2), Y0, X0, H, W, self._spacing_benign)
+             + tum * lattice_noise(self._k(3), Y0, X0, H, W, self._spacing_tumour))
+        epi = _sigmoid((g - 0.3) * 8)
+        lumen = _sigmoid((g - 1.1) * 8)
+        atyp = (1 - tum) * 0.1 + tum * self.nuc  # local nuclear atypia
+
+        # nucleus sites: one per c x c cell, jittered; parameters from the hash of the cell
+        CI, CJ = np.meshgrid(np.arange(a0 - 1, a1 + 1), np.arange(b0 - 1, b1 + 1), indexing="ij")
+        k5 = self._k(5)
+        cy = (CI + 0.5 + 0.7 * (_hash_uniform(k5, CI, CJ, 0) - 0.5)) * c
+        cx = (CJ + 0.5 + 0.7 * (_hash_uniform(k5, CI, CJ, 1) - 0.5)) * c
+        py = np.round(cy).astype(int) - Y0
+        px = np.round(cx).astype(int) - X0
+        a = atyp[py, px]
+        e_site = epi[py, px] - lumen[py, px]
+        s_site = 1 - epi[py, px]
+        rmean = self._r0 + (self._r1 - self._r0) * a
+        rsd = 0.05 + 0.25 * a
+        r = np.minimum(rmean * np.exp(rsd * _hash_normal(k5, CI, CJ, 1)), c)
+        # keep fewer, larger nuclei: the expected nuclear area per site stays the same
+        area_ratio = (self._r0 / rmean) ** 2 * np.exp(-2 * rsd**2)
+        p_keep = (0.85 * e_site + 0.10 * s_site) * area_ratio
+        keep = _hash_uniform(k5, CI, CJ, 4) < p_keep
+        dark = 1.0 + 0.08 * _hash_normal(k5, CI, CJ, 3)
+        nucleolus = (_hash_uniform(k5, CI, CJ, 5) < a) & keep
+        r = np.where(keep, r, 0.0).astype(np.float32)
+        cy, cx, dark = cy.astype(np.float32), cx.astype(np.float32), dark.astype(np.float32)
+        rn = np.where(nucleolus, 0.4 * r, -1.0).astype(np.float32)
+
+        # pixels as blocks (cell row, row in cell, cell column, column in cell): the
+        # neighbouring sites of every pixel of a block are slices, not gathers
+        yp = ((a0 + np.arange(na))[:, None] * c + np.arange(c)[None, :]).astype(np.float32)[:, :, None, None]
+        xp = ((b0 + np.arange(nb))[:, None] * c + np.arange(c)[None, :]).astype(np.float32)[None, None, :, :]
+        conc_h = np.zeros((na, c, nb, c), np.float32)
+        core_e = np.zeros((na, c, nb, c), np.float32)
+        for dy in (0, 1, 2):
+            for dx in (0, 1, 2):
+                sl = (slice(dy, dy + na), slice(dx, dx + nb))
+                d = np.sqrt((yp - cy[sl][:, None, :, None]) ** 2 + (xp - cx[sl][:, None, :, None]) ** 2)
+                inside = np.clip(r[sl][:, None, :, None] + 0.5 - d, 0, 1)
+                core = np.clip(rn[sl][:, None, :, None] + 0.5 - d, 0, 1)
+                np.maximum(conc_h, inside * dark[sl][:, None, :, None] * (1 - 0.7 * core), out=conc_h)
+                np.maximum(core_e, 0.9 * core, out=core_e)
+        oy, ox = y0 - a0 * c, x0 - b0 * c
+        conc_h = conc_h.reshape(na * c, nb * c)[oy:oy + h, ox:ox + w]
+        core_e = core_e.reshape(na * c, nb * c)[oy:oy + h, ox:ox + w]
+        win = (slice(y0 - Y0, y0 - Y0 + h), slice(x0 - X0, x0 - X0 + w))
+        yy = np.arange(y0, y0 + h)[:, None]
+        xx = np.arange(x0, x0 + w)[None, :]
+        # coarse chromatin: pixel-level texture inside the nuclei, growing with atypia
+        chromatin = _hash_normal(self._k(7), yy, xx).astype(np.float32)
+        conc_h = conc_h * np.clip(1 + 0.6 * atyp[win] * chromatin, 0.2, 2.5)
+        fibres = lattice_noise(self._k(4), y0, x0, h, w, 3.0)
+        e, lu = epi[win], lumen[win]
+        conc_e = np.maximum((1 - e) * (0.62 + 0.10 * fibres) + (e - lu) * 0.38 + lu * 0.03, core_e)
+        od = conc_h[..., None] * self.m[0].astype(np.float32) + conc_e[..., None] * self.m[1].astype(np.float32)
+        noise = (4.0 * (_hash_uniform(self._k(6), yy, xx) - 0.5)).astype(np.float32)
+        rgb = 255.0 * np.exp(-od) + noise[..., None]
+        return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
+        """Pixels of ``level`` (uint8 (h, w, 3)); ``location`` = top-left (x, y) at level 0.
+
+        The region may extend past the slide's edge (as in OpenSlide); those pixels are
+        rendered like any others. Level ``k`` pixels are means of ``2^k x 2^k`` level-0 pixels.
+        """
+        if not isinstance(level, int | np.integer) or not 0 <= level < self.level_count:
+            raise ValueError(f"level must be an integer in [0, {self.level_count - 1}], got {level!r}")
+        x, y = (int(v) for v in location)
+        w, h = (int(v) for v in size)
+        if w < 1 or h < 1:
+            raise ValueError(f"size must be positive (w, h), got {size}")
+        ds = 2**int(level)
+        with _one_blas_thread():
+            px = self._render0(y, x, h * ds, w * ds)
+        if ds == 1:
+            return px
+        mean = px.reshape(h, ds, w, ds, 3).astype(np.float32).mean((1, 3))
+        return np.round(mean).astype(np.uint8)
+
+    def thumbnail(self, size: int = 256) -> np.ndarray:
+        """A small overview of the whole slide, rendered strip by strip (uint8 (size, size, 3))."""
+        ds = self.size // size
+        if ds < 1 or self.size % size:
+            raise ValueError(f"thumbnail size must divide the slide size {self.size}, got {size}")
+        out = np.empty((size, size, 3), np.uint8)
+        rows = max(1, 64 // ds) if ds < 64 else 1
+        for r0 in range(0, size, rows):
+            r1 = min(size, r0 + rows)
+            with _one_blas_thread():
+                px = self._render0(r0 * ds, 0, (r1 - r0) * ds, self.size).astype(np.float32)
+            out[r0:r1] = np.round(px.reshape(r1 - r0, ds, size, ds, 3).mean((1, 3))).astype(np.uint8)
+        return out
+
+
+# --------------------------------------------------------------------------------------------
+# the MRI volume
+# --------------------------------------------------------------------------------------------
+def render_mri(u_les: float, rng: np.random.Generator, shape: tuple[int, int, int] = (24, 64, 64)) -> np.ndarray:
+    """A multiparametric prostate MRI volume, float32 (3, D, H, W): T2w, ADC, DCE.
+
+    ``u_les`` in (0, 1) is the lesion's aggressiveness: its radius grows, its T2 signal and
+    ADC fall (restricted diffusion) and its early contrast enhancement rises with it. The
+    gland's size, position and the lesion's place in the gland, a smooth bias field and
+    noise are nuisance.
+    """
+    if not 0.0 <= u_les <= 1.0:
+        raise ValueError(f"u_les must lie in [0, 1], got {u_les}")
+    if len(shape) != 3 or min(shape) < 8:
+        raise ValueError(f"shape must be (D, H, W) with every size >= 8, got {shape}")
+    D, H, W = shape
+    z, y, x = np.meshgrid(np.linspace(-1, 1, D), np.linspace(-1, 1, H), np.linspace(-1, 1, W),
+                          indexing="ij")
+    c = rng.uniform(-0.1, 0.1, 3)
+    ax = rng.uniform([0.55, 0.40, 0.50], [0.75, 0.55, 0.65])
+    rho = np.sqrt(((z - c[0]) / ax[0]) ** 2 + ((y - c[1]) / ax[1]) ** 2 + ((x - c[2]) / ax[2]) ** 2)
+    gland = _sigmoid((1 - rho) * 12)
+    # the lesion: in the peripheral zone of the gland
+    ang = rng.uniform(0, 2 * np.pi)
+    lz = c[0] + rng.uniform(-0.3, 0.3) * ax[0]
+    ly = c[1] + 0.55 * ax[1] * abs(np.sin(ang)) * 0.8 + 0.1 * ax[1]
+    lx = c[2] + 0.55 * ax[2] * np.cos(ang)
+    rad = 0.10 + 0.16 * u_les  # in normalised units (a 64-voxel axis: 3 to 8 voxels)
+    dl = np.sqrt(((z - lz) * 0.8) ** 2 + (y - ly) ** 2 + (x - lx) ** 2)
+    lesion = _sigmoid((rad - dl) / 0.015) * gland
+    bias = 1 + 0.1 * (rng.standard_normal(3) @ np.stack([z, y, x]).reshape(3, -1)).reshape(D, H, W)
+    t2 = (0.25 + 0.55 * gland - (0.20 + 0.20 * u_les) * lesion) * bias
+    adc = 0.2 + 1.0 * gland - (0.30 + 0.45 * u_les) * lesion
+    dce = 0.15 + 0.35 * gland + (0.20 + 0.60 * u_les) * lesion
+    vol = np.stack([t2, adc, dce]) + rng.normal(0, 0.04, size=(3, D, H, W))
+    return vol.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# the cohort
+# --------------------------------------------------------------------------------------------
+class ProstateCohort:
+    """Tables indexed by ``patient_id`` and lazy slides and MRI volumes.
+
+    ============  ===============================================================
+    table          columns
+    ============  ===============================================================
+    clinical       age (years), psa (ng/mL), isup (grade group 1-5), stage, center
+    labels         time (months to BCR or censoring), event (bool: BCR observed)
+    presence       slide, mri (bool: acquired?)
+    truth          z_arch, z_nuc, z_les, true_risk (never a model input)
+    ============  ===============================================================
+    """
+
+    def __init__(self, tables: dict[str, pd.DataFrame], config: ProstateConfig, seed: int,
+                 meta: dict | None = None):
+        ids = tables["labels"].index
+        for name, df in tables.items():
+            if not df.index.equals(ids):
+                raise ValueError(f"table {name!r} is not indexed by the same patients as 'labels'")
+        self.tables = dict(tables)
+        self.config = config
+        self.seed = int(seed)
+        self.meta = dict(meta or {})
+
+    clinical = property(lambda self: self.tables["clinical"])
+    labels = property(lambda self: self.tables["labels"])
+    presence = property(lambda self: self.tables["presence"])
+    truth = property(lambda self: self.tables["truth"])
+    ids = property(lambda self: self.labels.index)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __repr__(self) -> str:
+        return (f"ProstateCohort(n={len(self)}, events={int(self.labels['event'].sum())}, "
+                f"mri={int(self.presence['mri'].sum())}, slide={self.config.slide_size}px x "
+                f"{self.config.slide_levels} levels)")
+
+    def _pid(self, key: int | str) -> str:
+        if isinstance(key, str):
+            if key not in self.labels.index:
+                raise KeyError(f"no patient {key!r} in this cohort")
+            return key
+        if isinstance(key, int | np.integer):
+            if not -len(self) <= int(key) < len(self):
+                raise IndexError(f"patient index {key} out of range for a cohort of {len(self)}")
+            return str(self.ids[int(key)])
+        raise TypeError(f"a patient is named by its position (int) or id (str), got {type(key).__name__}")
+
+    def slide(self, key: int | str) -> ProstateSlide:
+        """The patient's whole-slide image (lazy: nothing is rendered until read)."""
+        pid = self._pid(key)
+        number = int(pid[1:])
+        t = self.truth.loc[pid]
+        jitter = _rng(self.seed, _STREAMS["slide"], number).normal(0, 0.05, size=2)
+        cfg = self.config
+        return ProstateSlide(float(ndtr(t["z_arch"])), float(ndtr(t["z_nuc"])),
+                             str(self.clinical.at[pid, "center"]),
+                             _key(self.seed, _STREAMS["slide"], number), size=cfg.slide_size,
+                             levels=cfg.slide_levels, jitter=jitter,
+                             gland_spacing=cfg.gland_spacing, nucleus_radius=cfg.nucleus_radius)
+
+    def has_mri(self, key: int | str) -> bool:
+        return bool(self.presence.at[self._pid(key), "mri"])
+
+    def mri(self, key: int | str) -> np.ndarray:
+        """The patient's MRI volume, float32 (3, D, H, W) (T2w, ADC, DCE).
+
+        Raises ValueError when the patient has no MRI (``presence['mri']`` is False).
+        """
+        pid = self._pid(key)
+        if not self.has_mri(pid):
+            raise ValueError(f"patient {pid} has no MRI (presence is False)")
+        u = float(ndtr(self.truth.at[pid, "z_les"]))
+        return render_mri(u, _rng(self.seed, _STREAMS["mri"], int(pid[1:])), self.config.mri_shape)
+
+    def survival_y(self) -> np.ndarray:
+        """BCR outcome as scikit-survival's structured array of (event, time)."""
+        out = np.empty(len(self), dtype=[("event", bool), ("time", float)])
+        out["event"] = self.labels["event"].to_numpy(bool)
+        out["time"] = self.labels["time"].to_numpy(float)
+        return out
+
+    def subset(self, index: Sequence[int] | np.ndarray) -> ProstateCohort:
+        """Some patients (positions or a boolean mask); slides and MRI stay the same bytes."""
+        index = np.asarray(index)
+        if index.dtype == bool:
+            if len(index) != len(self):
+                raise ValueError(f"boolean mask has length {len(index)}, cohort has {len(self)}")
+            ids = self.ids[index]
+        elif index.dtype.kind in "iu":
+            ids = self.ids[index]
+        else:
+            raise TypeError(f"index must be integer positions or a boolean mask, got dtype {index.dtype}")
+        return ProstateCohort({k: v.loc[ids] for k, v in self.tables.items()}, self.config,
+                              self.seed, self.meta)
+
+    def conditional_risk(self, latents: Sequence[str]) -> np.ndarray:
+        """``E[latent part of eta | the given latents]`` plus the age term, per patient."""
+        cfg = self.config
+        bad = [name for name in latents if name not in LATENTS]
+        if bad:
+            raise ValueError(f"unknown latent {bad[0]!r}; expected some of {list(LATENTS)}")
+        z = self.truth[list(LATENTS)].to_numpy()
+        age_term = cfg.b_age * (self.clinical["age"].to_numpy() - 66) / 7
+        if not latents:
+            return age_term
+        cov, b = cfg.covariance(), cfg.betas()
+        s = [LATENTS.index(name) for name in latents]
+        coef = np.linalg.solve(cov[np.ix_(s, s)], cov[s] @ b)
+        return z[:, s] @ coef + age_term
+
+    def oracle(self) -> dict[str, Any]:
+        """Ceilings: Harrell's C of the true risk and of ``E[eta | S]`` for information sets S."""
+        from sksurv.metrics import concordance_index_censored
+
+        ev = self.labels["event"].to_numpy(bool)
+        tt = self.labels["time"].to_numpy(float)
+        sets = {"all latents": LATENTS, "slide, both scales": ("z_arch", "z_nuc"),
+                "slide, low magnification": ("z_arch",), "slide, high magnification": ("z_nuc",),
+                "MRI lesion": ("z_les",)}
+        by = {name: float(concordance_index_censored(ev, tt, self.conditional_risk(s))[0])
+              for name, s in sets.items()}
+        c_true = float(concordance_index_censored(ev, tt, self.truth["true_risk"].to_numpy())[0])
+        return {"c_index": c_true, "by_information": by, "n": len(self),
+                "events": int(ev.sum())}
+
+    def oracle_table(self) -> pd.DataFrame:
+        """The oracle as a table: one row per information set, Harrell's C ceiling."""
+        o = self.oracle()
+        rows = [{"information": "true risk", "C-index ceiling": o["c_index"]}]
+        rows += [{"information": k, "C-index ceiling": v} for k, v in o["by_information"].items()]
+        return pd.DataFrame(rows).set_index("information")
+
+    def fingerprint(self, patients: int = 2, tile: int = 32) -> str:
+        """SHA-256 of every table and a tile at each level of the first ``patients`` slides + MRI."""
+        h = hashlib.sha256()
+        for name in sorted(self.tables):
+            h.update(name.encode())
+            h.update(self.tables[name].to_csv().encode())
+        for pid in self.ids[:patients]:
+            s = self.slide(pid)
+            for lv in range(s.level_count):
+                h.update(s.read_region((s.size // 2, s.size // 2), lv, (tile, tile)).tobytes())
+            if self.has_mri(pid):
+                h.update(self.mri(pid).tobytes())
+        return h.hexdigest()
+
+
+def prostate_cohort(n_patients: int = 400, seed: int = 0, config: ProstateConfig | None = None,
+                    **overrides: Any) -> ProstateCohort:
+    """Generate the synthetic prostate BCR cohort (see this module's docstring).
+
+    ``config`` and/or keyword overrides of :class:`ProstateConfig` fields (e.g.
+    ``mri_shape=(16, 32, 32)``, ``slide_size=1024``). Same seed, same bytes.
+    """
+    n = _check_size("n_patients", n_patients)
+    seed = _check_size("seed", seed, minimum=0)
+    cfg = config or ProstateConfig()
+    if overrides:
+        cfg = ProstateConfig.from_dict({**cfg.to_dict(), **overrides})
+    if not 0 <= cfg.mri_missing < 1:
+        raise ValueError(f"mri_missing must lie in [0, 1), got {cfg.mri_missing}")
+    if len(cfg.mri_shape) != 3 or min(cfg.mri_shape) < 8:
+        raise ValueError(f"mri_shape must be (D, H, W) with every size >= 8, got {cfg.mri_shape}")
+    _check_size("slide_size", cfg.slide_size, minimum=64)
+    cov = cfg.covariance()
+    if np.linalg.eigvalsh(cov).min() <= 0:
+        raise ValueError(f"rho_arch_nuc={cfg.rho_arch_nuc}, rho_arch_les={cfg.rho_arch_les} do not give a valid covariance")
+    ids = pd.Index([f"R{i:05d}" for i in range(n)], name="patient_id")
+
+    r = _rng(seed, _STREAMS["latents"])
+    z = r.standard_normal((n, 3)) @ np.linalg.cholesky(cov).T
+    z_arch, z_nuc, z_les = z.T
+
+    r = _rng(seed, _STREAMS["clinical"])
+    age = np.clip(np.round(r.normal(66, 7, n)), 42, 85)
+    psa = np.round(np.exp(1.9 + 0.45 * z_les + 0.25 * z_arch + r.normal(0, 0.5, n)), 2)
+    isup = np.digitize(z_arch + r.normal(0, 0.6, n), [-0.6, 0.2, 0.8, 1.4]) + 1
+    stage = np.asarray(STAGES)[np.digitize(z_les + r.normal(0, 0.7, n), [0.5, 1.3])]
+    center = np.asarray(CENTERS)[r.integers(0, len(CENTERS), n)]
+    clinical = pd.DataFrame({"age": age, "psa": psa, "isup": isup, "stage": stage, "center": center},
+                            index=ids)
+
+    r = _rng(seed, _STREAMS["survival"])
+    eta = z @ cfg.betas() + cfg.b_age * (age - 66) / 7
+    t_event = cfg.weibull_scale * (-np.log(r.random(n)) / np.exp(eta)) ** (1 / cfg.weibull_shape)
+    t_cens = np.minimum(r.uniform(*cfg.follow_up, n), r.exponential(1 / cfg.loss_rate, n))
+    time = np.maximum(np.round(np.minimum(t_event, t_cens), 2), 0.01)
+    labels = pd.DataFrame({"time": time, "event": t_event <= t_cens}, index=ids)
+
+    r = _rng(seed, _STREAMS["missing"])
+    presence = pd.DataFrame({"slide": np.ones(n, bool), "mri": r.random(n) >= cfg.mri_missing}, index=ids)
+    truth = pd.DataFrame({"z_arch": z_arch, "z_nuc": z_nuc, "z_les": z_les, "true_risk": eta}, index=ids)
+    tables = {"clinical": clinical, "labels": labels, "presence": presence, "truth": truth}
+    meta = {"source": "synthetic prostate BCR", "seed": seed, "n_patients": n, "config": cfg.to_dict()}
+    return ProstateCohort(tables, cfg, seed, meta)
+
