@@ -92,6 +92,8 @@ def browser():
 
 def _visit(browser, site: str, page_path: str, screenshot: Path | None = None) -> dict:
     """Load one page; return its console errors, page errors, failed requests and broken images."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     page = ctx.new_page()
     found = {"console": [], "pageerror": [], "failed": [], "stubbed": set()}
@@ -111,8 +113,13 @@ def _visit(browser, site: str, page_path: str, screenshot: Path | None = None) -
     page.on("requestfailed", lambda r: found["failed"].append(f"{r.url} ({r.failure})"))
     page.on("response", lambda r: found["failed"].append(f"{r.url} (HTTP {r.status})")
             if r.url.startswith(site) and r.status >= 400 else None)
+    page.set_default_timeout(90_000)  # generous: CI machines can be busy
     page.goto(f"{site}/{page_path}", wait_until="load")
-    page.wait_for_load_state("networkidle")
+    page.wait_for_function("Array.from(document.images).every(i => i.complete)")
+    try:  # let late scripts run; a page that never goes quiet is not an error by itself
+        page.wait_for_load_state("networkidle", timeout=10_000)
+    except PlaywrightTimeout:
+        pass
     found["images"] = page.evaluate(
         """() => Array.from(document.images).map(i => ({src: i.currentSrc || i.src,
                  ok: i.complete && i.naturalWidth > 0, local: i.src.startsWith(location.origin)}))""")
