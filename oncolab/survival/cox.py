@@ -221,7 +221,8 @@ class CoxPH(SurvivalMixin, BaseEstimator):
             self.cov_ = np.linalg.inv(-res["hessian"])
         except np.linalg.LinAlgError:
             self.cov_ = np.full((X.shape[1], X.shape[1]), np.nan)
-        self.baseline_time_, self.cum_baseline_hazard_ = breslow_baseline(X @ self.coef_, time, event)
+        with np.errstate(over="ignore", divide="ignore"):  # only after a diverged (warned) fit
+            self.baseline_time_, self.cum_baseline_hazard_ = breslow_baseline(X @ self.coef_, time, event)
         return self
 
     def predict(self, X):
