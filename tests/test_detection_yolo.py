@@ -117,7 +117,8 @@ def test_save_and_load_give_the_same_predictions(trained, tiny_yolo, tmp_path):
     det = trained[0]
     cohort, _ = tiny_yolo
     path = det.save(tmp_path / "det.pt")
-    again = YoloDetector.load(path, imgsz=IMGSZ, device="cpu", project=tmp_path)
+    again = YoloDetector.load(path, device="cpu", project=tmp_path)
+    assert again.imgsz == IMGSZ            # remembered from training
     img = [cohort.radiograph(1)]
     np.testing.assert_allclose(det.predict(img, conf=0.0)[0].scores, again.predict(img, conf=0.0)[0].scores,
                                atol=1e-5)

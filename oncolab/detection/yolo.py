@@ -265,7 +265,8 @@ class YoloDetector:
         With a ``.yaml`` config, start from the matching COCO weights (``yolo11n.pt``). Needs
         the network (Google Colab); offline it fails at once with advice.
     imgsz:
-        Input size in pixels (square); ``None`` takes :data:`DEFAULTS`.
+        Input size in pixels (square); ``None`` takes the size trained weights were trained
+        at, or :data:`DEFAULTS` for a new model.
     device:
         ``"cpu"``, ``"cuda"``, ...; ``None`` picks with :func:`oncolab.env.get_device`.
     project, name:
@@ -306,6 +307,8 @@ class YoloDetector:
         from ultralytics import YOLO
 
         self.model = YOLO(model, task="detect", verbose=False)
+        if imgsz is None and model.endswith(".pt"):   # trained weights remember their input size
+            self.imgsz = int(self.model.overrides.get("imgsz") or self.imgsz)
         self.train_seconds: float | None = None
         self.train_cpu_seconds: float | None = None
         self.run_dir: Path | None = None
