@@ -1,4 +1,4 @@
-"""oncolab.detection.crops (ROI crops) and the figure helper."""
+"""oncolab.detection.crops (ROI crops) and the detection figures."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def test_crop_bad_input():
         roi_crops([img, img], [None])
 
 
-def test_plot_helpers_draw_boxes_and_iou():
+def test_plots_draw_boxes_and_iou():
     import matplotlib
 
     matplotlib.use("Agg")
