@@ -68,7 +68,8 @@ def to_canonical(name: str, value: Any, unit: str | None = None) -> float:
     biomarker's ``conversions`` is converted; any other unit raises a ValueError naming it
     and the units that are understood. Negative values raise. A value that is implausible in
     the stated unit but plausible in another known one (calcium 9.6 "mmol/L", which is
-    9.6 mg/dL = 2.40 mmol/L) raises too, saying which unit it was probably in.
+    9.6 mg/dL = 2.40 mmol/L) raises too, saying which unit it was probably in. A converted
+    value is rounded to one decimal more than the biomarker's usual precision.
     """
     b = biomarker(name)
     if is_missing(value):
@@ -84,7 +85,8 @@ def to_canonical(name: str, value: Any, unit: str | None = None) -> float:
     if unit is not None and unit not in known:
         raise ValueError(f"{name}: unit {unit!r} is not understood; expected one of {list(known)}")
     factor = known[unit] if unit is not None else 1.0
-    converted = value * factor
+    # a converted value keeps one decimal more than the panel reports (9.6 mg/dL -> 2.395)
+    converted = round(value * factor, b.decimals + 1) if factor != 1.0 else value
     suspect = _suspect_unit(b, converted)
     if suspect is not None:
         raise ValueError(
