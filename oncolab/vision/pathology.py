@@ -68,6 +68,13 @@ TILE_FEATURES: tuple[str, ...] = (
 )
 
 
+_OD_LUT = -np.log(np.maximum(np.arange(256, dtype=np.float64), 1.0) / 255.0)
+
+
+def _od_norm_above(od: np.ndarray, threshold: float) -> np.ndarray:
+    return np.einsum("...c,...c->...", od, od) > threshold * threshold
+
+
 class EmptyTileSetError(ValueError):
     """No tile of a slide region holds enough tissue (the region is background)."""
 
@@ -124,6 +131,8 @@ def rgb_to_od(image, background: float = 255.0) -> np.ndarray:
     rgb = as_rgb_uint8(image)
     if not np.isfinite(background) or background <= 1:
         raise ValueError(f"background must be a finite intensity > 1, got {background!r}")
+    if background == 255.0:
+        return _OD_LUT[rgb]  # the same values, looked up: one log per intensity level
     return -np.log(np.maximum(rgb.astype(np.float64), 1.0) / float(background))
 
 
@@ -142,7 +151,7 @@ def tissue_mask(image, od_threshold: float = 0.15) -> np.ndarray:
     exceeds ``od_threshold`` (glass absorbs almost nothing, stained tissue does)."""
     if not od_threshold > 0:
         raise ValueError(f"od_threshold must be positive, got {od_threshold!r}")
-    return np.linalg.norm(rgb_to_od(image), axis=-1) > od_threshold
+    return _od_norm_above(rgb_to_od(image), od_threshold)
 
 
 @dataclass(frozen=True)
@@ -252,10 +261,10 @@ def stain_angle_degrees(a, b) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
-def _stained_od(image, beta: float, mask) -> np.ndarray:
-    od = rgb_to_od(image)
+def _stained_od(image, beta: float, mask, od: np.ndarray | None = None) -> np.ndarray:
+    od = rgb_to_od(image) if od is None else od
     flat = od.reshape(-1, 3)
-    keep = np.linalg.norm(flat, axis=1) > beta
+    keep = _od_norm_above(flat, beta)
     if mask is not None:
         mk = np.asarray(mask, bool)
         if mk.shape != od.shape[:2]:
@@ -276,9 +285,12 @@ def macenko_stain_matrix(image, alpha: float = 1.0, beta: float = 0.15,
        percentiles of the angle are the two most extreme (purest) stain directions;
     4. back to OD space; haematoxylin is the vector with the larger red density.
     """
+    return _macenko(_stained_od(image, beta, mask), alpha, beta)
+
+
+def _macenko(od: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     if not 0 <= alpha < 50:
         raise ValueError(f"alpha must be a percentile in [0, 50), got {alpha!r}")
-    od = _stained_od(image, beta, mask)
     if len(od) < 10:
         raise ValueError(f"only {len(od)} stained pixel(s) (OD norm > {beta}); expected tissue to "
                          "estimate stains from: is the image background?")
@@ -336,14 +348,16 @@ class MacenkoNormalizer:
     def transform(self, image, mask: np.ndarray | None = None) -> np.ndarray:
         if self.target_stains_ is None:
             raise RuntimeError("MacenkoNormalizer is not fitted: call fit(reference) or set_target(...) first")
-        rgb = as_rgb_uint8(image)
-        stains = macenko_stain_matrix(rgb, self.alpha, self.beta, mask)
+        od = rgb_to_od(image)
+        stained = _stained_od(None, self.beta, mask, od=od)
+        stains = _macenko(stained, self.alpha, self.beta)
         self.stains_ = stains
-        src_max = self._max_conc(rgb, stains, mask)
+        pinv = np.linalg.pinv(stains)
+        src_max = np.percentile(stained @ pinv, self.percentile, axis=0)
         if not (src_max > 0).all():
             raise ValueError(f"the image's stain concentrations have a non-positive {self.percentile:g}th "
                              f"percentile {src_max.tolist()}; expected stained tissue")
-        conc = rgb_to_od(rgb) @ np.linalg.pinv(stains)
+        conc = od @ pinv
         conc = np.maximum(conc, 0.0) * (self.target_max_ / src_max)
         return od_to_rgb(conc @ self.target_stains_)
 
@@ -383,15 +397,25 @@ class ReinhardNormalizer:
         _, _, self.target_mean_, self.target_std_ = self._lab_stats(as_rgb_uint8(reference))
         return self
 
+    def transform_lab(self, image) -> tuple[np.ndarray, np.ndarray]:
+        """The matched image in CIELAB, before conversion back to RGB, and the tissue mask.
+
+        Over the tissue its channel means and standard deviations equal the reference's
+        exactly; converting to RGB can then move them a little, where matched colours fall
+        outside what RGB can show and are clipped.
+        """
+        if self.target_mean_ is None:
+            raise RuntimeError("ReinhardNormalizer is not fitted: call fit(reference) first")
+        lab, m, mu, sd = self._lab_stats(as_rgb_uint8(image))
+        out = lab.copy()
+        out[m] = (lab[m] - mu) / np.maximum(sd, 1e-8) * self.target_std_ + self.target_mean_
+        return out, m
+
     def transform(self, image) -> np.ndarray:
         from skimage.color import lab2rgb
 
-        if self.target_mean_ is None:
-            raise RuntimeError("ReinhardNormalizer is not fitted: call fit(reference) first")
         rgb = as_rgb_uint8(image)
-        lab, m, mu, sd = self._lab_stats(rgb)
-        out = lab.copy()
-        out[m] = (lab[m] - mu) / np.maximum(sd, 1e-8) * self.target_std_ + self.target_mean_
+        out, m = self.transform_lab(rgb)
         out[..., 0] = np.clip(out[..., 0], 0, 100)
         res = np.clip(np.rint(lab2rgb(out) * 255), 0, 255).astype(np.uint8)
         res[~m] = rgb[~m]
@@ -439,7 +463,7 @@ def tile_features(tiles, stains=REFERENCE_STAINS, h_threshold: float = 0.5,
     out = np.zeros((len(arr), len(TILE_FEATURES)))
     for k, tile in enumerate(arr):
         od = rgb_to_od(tile)
-        tissue = np.linalg.norm(od, axis=-1) > od_threshold
+        tissue = _od_norm_above(od, od_threshold)
         conc = od @ pinv
         h, e = conc[..., 0], conc[..., 1]
         n_tissue = int(tissue.sum())
