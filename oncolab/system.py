@@ -42,7 +42,8 @@ from .data import DIAGNOSES, MODALITIES, Cohort, Patient, train_val_test_split
 from .omics import PCA, ClinicalPreprocessor, GenePreprocessor
 from .stages import lab_features, radiograph_features, slide_features
 
-__all__ = ["DEFAULT_CONFIG", "FORMAT_VERSION", "OncoLabSystem", "cohort_from_patient", "modality_features"]
+__all__ = ["DEFAULT_CONFIG", "FORMAT_VERSION", "OncoLabSystem", "ablation", "cohort_from_patient", "modality_features",
+           "subset_features"]
 
 FORMAT_VERSION = 1
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -220,6 +221,15 @@ def modality_features(cohort: Cohort, modalities=None, on_bad_image: str = "rais
     return feats, presence, notes
 
 
+def subset_features(features: tuple, positions) -> tuple:
+    """The rows ``positions`` of the output of :func:`modality_features` (same order as ``cohort.subset``)."""
+    feats, presence, notes = features
+    pos = np.asarray(positions)
+    sub = {m: (v.iloc[pos] if isinstance(v, pd.DataFrame) else np.asarray(v)[pos]) for m, v in feats.items()}
+    ids = set(presence.index[pos])
+    return sub, presence.iloc[pos], [n for n in notes if n.split(":")[0] in ids]
+
+
 # --------------------------------------------------------------------------------------------
 # per-modality encoders: raw features -> embedding (fitted on training patients only)
 # --------------------------------------------------------------------------------------------
@@ -353,8 +363,12 @@ class OncoLabSystem:
         return modality_features(cohort, self.config["modalities"], on_bad_image, self.config["progress"])
 
     # ---- fit ---------------------------------------------------------------------------
-    def fit(self, cohort: Cohort, on_bad_image: str = "raise") -> OncoLabSystem:
-        """Fit every stage and the fusion model on ``cohort`` (its own train/val split)."""
+    def fit(self, cohort: Cohort, on_bad_image: str = "raise", features: tuple | None = None) -> OncoLabSystem:
+        """Fit every stage and the fusion model on ``cohort`` (its own train/val split).
+
+        ``features``: the output of :func:`modality_features` for this cohort, when already
+        computed (several systems fitted on the same patients then share the image work).
+        """
         from .env import seed_everything
         from .fusion import make_fusion, train_model
 
@@ -362,7 +376,7 @@ class OncoLabSystem:
             raise TypeError(f"fit needs an oncolab.data.Cohort, got {type(cohort).__name__}")
         cfg = self.config
         seed_everything(cfg["seed"])
-        feats, presence, notes = self._features(cohort, on_bad_image)
+        feats, presence, notes = features if features is not None else self._features(cohort, on_bad_image)
         absent = [m for m in cfg["modalities"] if m not in feats or not presence[m].any()]
         if absent:
             raise ValueError(f"modality {absent[0]!r} is absent in every training patient; remove it from "
@@ -403,7 +417,7 @@ class OncoLabSystem:
 
     # ---- predict -----------------------------------------------------------------------
     def predict(self, data: Cohort | Patient, on_bad_image: str = "raise",
-                missing_modalities: str = "error") -> pd.DataFrame:
+                missing_modalities: str = "error", features: tuple | None = None) -> pd.DataFrame:
         """One row per patient: class probabilities, predicted diagnosis, risk, risk group,
         each modality's weight (where the fusion has weights), the modalities used, notes."""
         from .fusion import predict_model
@@ -420,7 +434,11 @@ class OncoLabSystem:
                              f"{self.modalities_}; pass missing_modalities='mask' to predict without them")
         if lacking:
             warnings.warn(f"no {lacking} data: masked for every patient", stacklevel=2)
-        feats, presence, notes = modality_features(cohort, self.modalities_, on_bad_image, self.config["progress"])
+        if features is not None:
+            feats, presence, notes = features
+            presence = presence.reindex(columns=self.modalities_, fill_value=False)
+        else:
+            feats, presence, notes = modality_features(cohort, self.modalities_, on_bad_image, self.config["progress"])
         if isinstance(data, Patient) and "genes" in feats:
             feats["genes"] = feats["genes"][self.encoders["genes"].pre.genes]
         X, mask = self._embed(feats, presence)
@@ -442,11 +460,12 @@ class OncoLabSystem:
         df["warnings"] = [";".join(by_pid.get(p, [])) for p in cohort.ids]
         return df
 
-    def evaluate(self, cohort: Cohort, n_boot: int = 200, seed: int | None = None) -> pd.DataFrame:
+    def evaluate(self, cohort: Cohort, n_boot: int = 200, seed: int | None = None,
+                 features: tuple | None = None) -> pd.DataFrame:
         """A tidy table (metric, value, ci_low, ci_high, n) on ``cohort``'s patients."""
         from .fusion import bootstrap_metrics
 
-        pred = self.predict(cohort)
+        pred = self.predict(cohort, features=features)
         proba = pred[[f"p_{d}" for d in DIAGNOSES]].to_numpy()
         lab = cohort.labels
         return bootstrap_metrics(cohort.y, proba, lab["time"].to_numpy(float), lab["event"].to_numpy(bool),
@@ -524,3 +543,45 @@ class OncoLabSystem:
         model.eval()
         sys_.model = model
         return sys_
+
+
+# --------------------------------------------------------------------------------------------
+# ablation: which modalities and which fusion matter
+# --------------------------------------------------------------------------------------------
+def ablation(cohort: Cohort, train: np.ndarray, test: np.ndarray, features: tuple | None = None,
+             config: dict | None = None, modality_sets: list[list[str]] | None = None,
+             fusions: list[str] | None = None, n_boot: int = 200, progress: bool = False) -> pd.DataFrame:
+    """Fit one system per (modality set, fusion) on ``train`` positions, score it on ``test``.
+
+    Defaults: every single modality, then all of them, with ``config['fusion']``; then all
+    modalities with every other fusion. Returns a tidy table: one row per model with the
+    diagnosis metrics, the C-index and bootstrap intervals of macro AUC and C-index.
+    Taught in chapter 10; ``oncolab run`` writes it.
+    """
+    base = _check_config({**(config or {}), "progress": False})
+    mods = base["modalities"]
+    if modality_sets is None:
+        modality_sets = [[m] for m in mods] + [list(mods)]
+    if fusions is None:
+        fusions = [f for f in CHOICES["fusion"] if f != base["fusion"]]
+    if features is None:
+        features = modality_features(cohort, mods, progress=progress)
+    ftr, fte = subset_features(features, train), subset_features(features, test)
+    ctr, cte = cohort.subset(train), cohort.subset(test)
+    jobs = [(ms, base["fusion"]) for ms in modality_sets] + [(list(mods), f) for f in fusions]
+    rows = []
+    it = jobs
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(jobs, desc="ablation")
+    for ms, fusion in it:
+        s = OncoLabSystem({**base, "modalities": ms, "fusion": fusion}).fit(ctr, features=ftr)
+        tab = s.evaluate(cte, n_boot=n_boot, features=fte).set_index("metric")
+        row = {"modalities": "+".join(ms) if len(ms) < len(MODALITIES) else "all", "fusion": fusion}
+        for met in ("macro_precision", "macro_f1", "macro_auc", "accuracy", "c_index"):
+            row[met] = tab.at[met, "value"]
+        for met in ("macro_auc", "c_index"):
+            row[f"{met}_ci"] = f"[{tab.at[met, 'ci_low']:.3f}, {tab.at[met, 'ci_high']:.3f}]"
+        rows.append(row)
+    return pd.DataFrame(rows)
