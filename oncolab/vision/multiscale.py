@@ -5,7 +5,7 @@ attention-MIL of chapter 5 (:mod:`oncolab.vision.mil`); chapter 15 streams the t
 
 A pathologist reads a slide at low magnification for the architecture of the glands and at
 high magnification for the nuclei. A model that sees tiles at one magnification only sees
-one of the two. CrossFusion (Xu et al., arXiv 2503.02064) embeds the same regions at 5x,
+one of the two. CrossFusion (Soraki et al., arXiv 2503.02064) embeds the same regions at 5x,
 10x and 20x, lets the middle scale attend to the others (cross-attention), runs a
 transformer per scale and merges them for survival. This module has
 
