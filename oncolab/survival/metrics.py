@@ -229,14 +229,16 @@ def brier_score(y_train, y_test, surv_prob, times) -> tuple[np.ndarray, np.ndarr
         raise ValueError("surv_prob must hold survival probabilities in [0, 1]")
     g_t = censoring_survival(y_train, times)
     g_y = censoring_survival(y_train, time)
-    out = np.empty(len(times))
-    for k, t in enumerate(times):
-        case = (time <= t) & event
-        ctrl = time > t
-        a = np.divide(p[:, k] ** 2, g_y, out=np.zeros(len(time)), where=case)
-        b = np.where(ctrl, (1 - p[:, k]) ** 2 / g_t[k], 0.0)
-        out[k] = np.mean(a + b)
-    return times, out
+    return times, _brier(event, time, p, times, g_t, g_y)
+
+
+def _brier(event, time, p, times, g_t, g_y) -> np.ndarray:
+    """Brier scores with precomputed censoring survival at ``times`` (g_t) and at ``time`` (g_y)."""
+    case = (time[:, None] <= times[None, :]) & event[:, None]
+    ctrl = time[:, None] > times[None, :]
+    a = np.divide(p**2, g_y[:, None], out=np.zeros_like(p), where=case)
+    b = np.where(ctrl, (1 - p) ** 2 / g_t[None, :], 0.0)
+    return np.mean(a + b, axis=0)
 
 
 def integrated_brier_score(y_train, y_test, surv_prob, times) -> float:

@@ -30,7 +30,15 @@ from sklearn.pipeline import Pipeline
 
 from ._checks import check_survival
 from .base import survival_matrix
-from .metrics import _check_times, harrell_c, integrated_brier_score, td_auc, uno_c
+from .metrics import (
+    _brier,
+    _check_times,
+    censoring_survival,
+    harrell_c,
+    integrated_brier_score,
+    td_auc,
+    uno_c,
+)
 
 __all__ = ["CVResult", "cross_validate_survival", "default_times"]
 
@@ -134,7 +142,8 @@ def cross_validate_survival(models: dict, X, y, preprocessor=None, n_splits: int
                    "td_auc": td_auc(y_tr, y_te, risk, ft)[1],
                    "ibs": integrated_brier_score(y_tr, y_te, S, ft)}
             rows.append(rec)
-            store.append((name, y_tr, y_te, risk, S, ft))
+            store.append((name, event[te], time[te], risk, S, ft,
+                          censoring_survival(y_tr, ft), censoring_survival(y_tr, time[te])))
             if rep == n_repeats - 1:
                 oof[name][te] = risk
             if verbose:
@@ -168,19 +177,17 @@ def _bootstrap(store, names, n_boot, seed) -> dict:
         for items in by_fold.values():
             n = len(items[0][2])
             idx = rng.integers(0, n, n)
-            for name, y_tr, y_te, risk, S, ft in items:
-                yb = y_te[idx]
-                eb, tb = check_survival(yb, allow_all_censored=True)
-                try:
-                    vals[name]["harrell_c"].append(harrell_c(tb, eb, risk[idx]))
-                except ValueError:
-                    pass
+            for name, ev, tt, risk, S, ft, g_t, g_y in items:
+                eb, tb = ev[idx], tt[idx]
+                if eb.any():
+                    try:
+                        vals[name]["harrell_c"].append(harrell_c(tb, eb, risk[idx]))
+                    except ValueError:  # no comparable pairs in this resample
+                        pass
                 keep = (ft >= tb.min()) & (ft < tb.max())
                 if keep.sum() >= 2:
-                    try:
-                        vals[name]["ibs"].append(integrated_brier_score(y_tr, yb, S[idx][:, keep], ft[keep]))
-                    except ValueError:
-                        pass
+                    bs = _brier(eb, tb, S[idx][:, keep], ft[keep], g_t[keep], g_y[idx])
+                    vals[name]["ibs"].append(np.trapezoid(bs, ft[keep]) / (ft[keep][-1] - ft[keep][0]))
         for name in names:
             for metric in ("harrell_c", "ibs"):
                 if vals[name][metric]:
