@@ -124,9 +124,10 @@ def _visit(browser, site: str, page_path: str, screenshot: Path | None = None) -
         """() => Array.from(document.images).map(i => ({src: i.currentSrc || i.src,
                  ok: i.complete && i.naturalWidth > 0, local: i.src.startsWith(location.origin)}))""")
     found["title"] = page.title()
-    # sphinx-exercise renders a gated solution as ``.solution.dropdown``; sphinx-togglebutton
-    # hides everything after its title (visibility: hidden, height 0) until the title is clicked
-    sols = page.locator(".solution.dropdown")
+    # sphinx-exercise renders a solution as ``div.solution.admonition`` (``.dropdown`` when it
+    # folds); sphinx-togglebutton hides everything after the title (visibility: hidden, height
+    # 0) until the title is clicked. Every solution must start folded.
+    sols = page.locator("div.solution.admonition")
     found["solutions"] = []
     for i in range(sols.count()):
         body = sols.nth(i).locator(".admonition-title ~ *").first
