@@ -28,7 +28,7 @@ from data_scripts.registry import DataFetchError, fetch, fetch_url  # noqa: E402
 from oncolab.data import RealDataset, read_data_yaml, read_image, read_yolo_labels  # noqa: E402
 
 
-# ------------------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------------------ servers and files
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):  # keep test output clean
         pass
