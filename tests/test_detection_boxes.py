@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oncolab.detection import (
     Detections,
@@ -213,3 +215,21 @@ def test_map_extremes_and_input_forms():
         evaluate_detections(perfect[:3], gts)
     with pytest.raises(TypeError, match=r"predictions\[0\]"):
         evaluate_detections([42] * 10, gts)
+
+
+# ------------------------------------------------------------------------------------------ properties
+_coord = st.floats(0, 200, allow_nan=False, allow_infinity=False)
+_size = st.floats(0.5, 100, allow_nan=False, allow_infinity=False)
+_box = st.tuples(_coord, _coord, _size, _size).map(lambda t: [t[0], t[1], t[0] + t[2], t[1] + t[3]])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_box, min_size=1, max_size=6), st.lists(_box, min_size=1, max_size=6))
+def test_iou_properties(a, b):
+    iou, giou = box_iou(a, b), generalized_box_iou(a, b)
+    assert ((iou >= 0) & (iou <= 1 + 1e-12)).all()
+    assert ((giou >= -1 - 1e-12) & (giou <= iou + 1e-12)).all()     # GIoU <= IoU, in [-1, 1]
+    np.testing.assert_allclose(box_iou(b, a), iou.T)                 # symmetric
+    np.testing.assert_allclose(np.diag(box_iou(a, a)), 1.0)          # a box fits itself
+    for fmt in ("xywh", "cxcywh"):
+        np.testing.assert_allclose(convert_boxes(convert_boxes(a, "xyxy", fmt), fmt, "xyxy"), a, atol=1e-9)
