@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # imported where used, so that a failed download fails fast
+    import pandas as pd
 
 __all__ = ["load_tables", "write_tables"]
 
@@ -46,6 +47,9 @@ def load_tables(folder: str | Path):
     ``X`` is the clinical table joined with the expression table (raw values: no encoding or
     scaling), ``y`` scikit-survival's structured ``(event, time)`` array.
     """
+    import numpy as np
+    import pandas as pd
+
     from oncolab.data import RealDataset
 
     folder = Path(folder)

@@ -28,10 +28,12 @@ import shutil
 import sys
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.etree import ElementTree as ET
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # imported where used, so that a failed download fails fast
+    import numpy as np
+    import pandas as pd
 
 __all__ = ["CLASS_NAMES", "SITES", "VIEWS", "convert_btxrd", "find_root", "labelme_boxes",
            "read_table"]
@@ -61,6 +63,8 @@ def _read_xlsx_first_sheet(path: Path) -> pd.DataFrame:
     Used when ``openpyxl`` (pandas' Excel reader) is not installed; handles shared strings,
     inline strings and numbers, which is what the BTXRD table contains.
     """
+    import pandas as pd
+
     with zipfile.ZipFile(path) as z:
         names = z.namelist()
         shared: list[str] = []
@@ -99,6 +103,8 @@ def _read_xlsx_first_sheet(path: Path) -> pd.DataFrame:
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read BTXRD's clinical table (``dataset.xlsx`` or a ``.csv`` export) and check its columns."""
+    import pandas as pd
+
     path = Path(path)
     if path.suffix.lower() == ".csv":
         df = pd.read_csv(path)
@@ -133,6 +139,8 @@ def labelme_boxes(annotation: dict, width: int, height: int) -> np.ndarray:
     Rectangles are used as drawn; when an annotation has no rectangle, each polygon gives
     its bounding box. Boxes are clipped to the image; empty ones are dropped.
     """
+    import numpy as np
+
     shapes = annotation.get("shapes", [])
     rects = [s for s in shapes if s.get("shape_type") == "rectangle"]
     use = rects or [s for s in shapes if s.get("shape_type") == "polygon"]
@@ -151,11 +159,14 @@ def labelme_boxes(annotation: dict, width: int, height: int) -> np.ndarray:
 
 
 def _one_hot_name(row: pd.Series, columns: list[str]) -> str:
+
     hits = [c for c in columns if c in row.index and row[c] == 1]
     return hits[0] if hits else ""
 
 
 def _split(labels: np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> np.ndarray:
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     out = np.empty(len(labels), dtype=object)
     for cls in np.unique(labels):
@@ -179,6 +190,8 @@ def convert_btxrd(src: str | Path, out_dir: str | Path, seed: int = 0, val_fract
     normal radiographs (``tumor == 0``) become background images when ``include_normal``.
     A tumour image whose annotation file is missing or has no usable box raises, naming it.
     """
+    import numpy as np
+    import pandas as pd
     import yaml
     from PIL import Image
 

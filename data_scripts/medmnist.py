@@ -19,9 +19,11 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # imported where used, so that a failed download fails fast
+    import numpy as np
+    import pandas as pd
 
 __all__ = ["CLASSES", "SPLITS", "convert_medmnist", "load_medmnist_folder"]
 
@@ -35,6 +37,8 @@ CLASSES = {
 
 
 def _check_npz(npz, path: Path, n_classes: int) -> None:
+    import numpy as np
+
     for split in SPLITS:
         for kind in ("images", "labels"):
             if f"{split}_{kind}" not in npz.files:
@@ -60,6 +64,9 @@ def convert_medmnist(npz_path: str | Path, out_dir: str | Path, dataset: str,
     ``max_per_split`` keeps the first N images of each split (a small subset for a quick run).
     The folder appears complete or not at all.
     """
+    import numpy as np
+    import pandas as pd
+
     from oncolab.data.io import _atomic_folder, _publish, _write_png
 
     if dataset not in CLASSES:
@@ -98,6 +105,9 @@ def convert_medmnist(npz_path: str | Path, out_dir: str | Path, dataset: str,
 
 def load_medmnist_folder(folder: str | Path, split: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
     """Read a converted folder back: ``(images, labels)`` with images stacked as uint8."""
+    import numpy as np
+    import pandas as pd
+
     from oncolab.data import read_image
 
     folder = Path(folder)

@@ -19,11 +19,12 @@ import shutil
 import sys
 import tarfile
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ._tables import load_tables, write_tables
+
+if TYPE_CHECKING:  # imported where used, so that a failed download fails fast
+    import pandas as pd
 
 __all__ = ["EXPRESSION_FILES", "convert_metabric", "find_study", "load_metabric"]
 
@@ -57,6 +58,9 @@ def _os_event(status: pd.Series) -> pd.Series:
 
 def convert_metabric(src: str | Path, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Convert an unpacked ``brca_metabric`` study folder into the book's tables."""
+    import numpy as np
+    import pandas as pd
+
     study = find_study(src)
     patients = pd.read_csv(study / "data_clinical_patient.txt", sep="\t", comment="#", dtype={"PATIENT_ID": str})
     need = ["PATIENT_ID", "OS_MONTHS", "OS_STATUS"]

@@ -166,9 +166,6 @@ def fetch_url(url: str, known_hash: str | None, fname: str, dest: str | Path, *,
     ``live_query=True`` is for API answers (a GDC query), which have no fixed checksum: the
     answer is downloaded afresh each time and not verified; the data files it lists are.
     """
-    import pooch
-    import requests
-
     label = name or fname
     if known_hash is None and not (trust_on_first_use or live_query):
         raise DataFetchError(
@@ -177,6 +174,9 @@ def fetch_url(url: str, known_hash: str | None, fname: str, dest: str | Path, *,
     if known_hash is not None and not (known_hash.startswith("sha256:") or known_hash.startswith("md5:")):
         raise ValueError(f"known_hash must look like 'sha256:<hex>' or 'md5:<hex>', got {known_hash!r}")
     _check_online(label, url)
+    import pooch  # imported here so that the offline failure above stays fast
+    import requests
+
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     if live_query:

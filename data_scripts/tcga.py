@@ -24,12 +24,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
-import numpy as np
-import pandas as pd
-
 from ._tables import load_tables, write_tables
+
+if TYPE_CHECKING:  # imported where used, so that a failed download fails fast
+    import pandas as pd
 
 __all__ = ["GDC_API", "case_fields", "convert_tcga", "download_tcga", "expression_filters",
            "load_tcga", "read_star_counts"]
@@ -115,6 +116,8 @@ def _one_file_per_patient(hits: list[dict]) -> list[dict]:
 def read_star_counts(path: str | Path, value: str = "tpm_unstranded",
                      protein_coding_only: bool = True) -> pd.Series:
     """One GDC ``augmented_star_gene_counts.tsv`` as a Series gene name -> ``value``."""
+    import pandas as pd
+
     df = pd.read_csv(path, sep="\t", comment="#")
     need = {"gene_id", "gene_name", "gene_type", value}
     if not need <= set(df.columns):
@@ -128,6 +131,9 @@ def read_star_counts(path: str | Path, value: str = "tpm_unstranded",
 
 
 def _clinical_from_cases(hits: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    import numpy as np
+    import pandas as pd
+
     rows, surv = {}, {}
     for c in hits:
         pid = c["submitter_id"]
@@ -152,6 +158,9 @@ def convert_tcga(cases_json: str | Path, files_json: str | Path, expression_path
     Patients without a usable survival time (missing or negative) or without expression are
     left out; ``meta.json`` records how many.
     """
+    import numpy as np
+    import pandas as pd
+
     clinical, survival = _clinical_from_cases(_hits(cases_json))
     by_name = {h["file_name"]: h for h in _one_file_per_patient(_hits(files_json))}
     columns = {}
