@@ -6,7 +6,8 @@ Each :class:`DatasetEntry` records where a file lives, its checksum, its approxi
 its licence and how to cite it. :func:`fetch` downloads it with ``pooch`` and verifies the
 checksum; it never leaves a half-written file behind (``pooch`` downloads to a temporary
 name and renames only after the checksum matches). Offline, :func:`fetch` stops at once with
-a message that says what to do; it does not wait for a connection to time out.
+a message that says what to do; it does not wait for a connection to time out. A file copied
+into place by hand is used offline when its checksum matches.
 
 Checksums are written as ``pooch`` writes them: ``"sha256:<hex>"`` or ``"md5:<hex>"``. Where
 the publisher gives an MD5 only (MedMNIST), the registry uses it. Entries whose publisher
@@ -23,6 +24,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,11 +139,21 @@ def entry(name: str) -> DatasetEntry:
         raise KeyError(f"unknown dataset {name!r}; the registry has {sorted(REGISTRY)}") from None
 
 
+def _matches(path: Path, known_hash: str) -> bool:
+    """Whether the file at ``path`` has the checksum ``"alg:hex"``."""
+    alg, expected = known_hash.split(":", 1)
+    h = hashlib.new(alg)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest() == expected.lower()
+
+
 def _is_local(url: str) -> bool:
     return urlparse(url).hostname in {"127.0.0.1", "localhost", "::1"}
 
 
-def _check_online(name: str, url: str) -> None:
+def _check_online(name: str, url: str, target: Path) -> None:
     """Raise at once, with advice, when the machine is offline (local URLs always pass)."""
     from oncolab.env import network_available
 
@@ -150,8 +162,8 @@ def _check_online(name: str, url: str) -> None:
     if not network_available():
         raise DataFetchError(
             f"cannot download {name!r} from {url}: this machine is offline. Run the download on a "
-            "machine with internet access (for example Google Colab) and copy the file into "
-            f"the data folder ($ONCOLAB_DATA), or set ONCOLAB_OFFLINE=0 if the network is in fact up."
+            f"machine with internet access (for example Google Colab) and copy the file to {target}, "
+            "or set ONCOLAB_OFFLINE=0 if the network is in fact up."
         )
 
 
@@ -173,7 +185,10 @@ def fetch_url(url: str, known_hash: str | None, fname: str, dest: str | Path, *,
             "(command line: --trust-on-first-use) to download it once and print the SHA-256 to pin")
     if known_hash is not None and not (known_hash.startswith("sha256:") or known_hash.startswith("md5:")):
         raise ValueError(f"known_hash must look like 'sha256:<hex>' or 'md5:<hex>', got {known_hash!r}")
-    _check_online(label, url)
+    target = Path(dest) / fname
+    if known_hash is not None and target.is_file() and _matches(target, known_hash):
+        return target  # already here and verified: no network needed
+    _check_online(label, url, target)
     import pooch  # imported here so that the offline failure above stays fast
     import requests
 

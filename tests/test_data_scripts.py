@@ -165,6 +165,17 @@ def test_offline_fails_fast_with_advice(name, tmp_path, monkeypatch):
     assert not (tmp_path / name).exists() or list((tmp_path / name).iterdir()) == []
 
 
+def test_a_verified_file_already_in_place_is_used_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONCOLAB_OFFLINE", "1")
+    blob = np.random.default_rng(5).bytes(1000)
+    (tmp_path / "x.bin").write_bytes(blob)
+    sha = hashlib.sha256(blob).hexdigest()
+    assert fetch_url("https://example.org/x.bin", f"sha256:{sha}", "x.bin", tmp_path) == tmp_path / "x.bin"
+    (tmp_path / "x.bin").write_bytes(blob[:-1])
+    with pytest.raises(DataFetchError, match="offline"):
+        fetch_url("https://example.org/x.bin", f"sha256:{sha}", "x.bin", tmp_path)
+
+
 def test_unreachable_server_fails_fast_without_partial_file(tmp_path, monkeypatch):
     monkeypatch.setenv("ONCOLAB_OFFLINE", "0")
     url = f"http://127.0.0.1:{_closed_port()}/pathmnist.npz"
