@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--vocab", type=int, default=400)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()

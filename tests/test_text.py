@@ -332,3 +332,16 @@ def test_macro_auc_ci_agrees_with_sklearn():
     assert (auc, lo, hi) == macro_auc_ci(y, p, n_boot=200, seed=0)
     with pytest.raises(ValueError, match="proba"):
         macro_auc_ci(y, p[:10])
+
+
+def test_tiny_bert_encoder_same_seed_same_bytes(cohort):
+    from oncolab.text import TinyBertEncoder
+
+    def run():
+        enc = TinyBertEncoder(vocab_size=80, hidden_size=16, num_layers=1, num_heads=2, epochs=1, batch_size=20)
+        return enc, lab_text_embeddings(cohort, enc, seed=3, fit_index=np.arange(40))
+
+    enc, a = run()
+    _, b = run()
+    assert a.shape == (len(cohort), 16) and len(enc.history["loss"]) == 1
+    assert a.tobytes() == b.tobytes()

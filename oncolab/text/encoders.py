@@ -105,7 +105,7 @@ class TinyBertEncoder(TextEncoder):
     name = "tiny BERT"
 
     def __init__(self, vocab_size: int = 400, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
-                 epochs: int = 10, batch_size: int = 32, lr: float = 1e-3, pooling: str = "mean",
+                 epochs: int = 10, batch_size: int = 32, lr: float = 3e-3, pooling: str = "mean",
                  max_length: int = 256):
         super().__init__()
         if pooling not in ("cls", "mean"):
