@@ -117,7 +117,8 @@ def cmd_run(args) -> int:
         print("\nablation (held-out test patients):\n" + abl.to_string(index=False, float_format="%.3f"))
     reports = []
     for i in range(min(args.reports, len(test))):
-        reports.append(str(patient_report(system, test_cohort, i, out / "reports", reference=test_cohort)))
+        reports.append(str(patient_report(system, test_cohort, i, out / "reports", reference=test_cohort,
+                                          reference_predictions=p1)))
     timings["total_s"] = time.perf_counter() - t0
     summary = {"n_patients": args.n_patients, "seed": args.seed, "image_size": args.image_size,
                "slide_size": args.slide_size, "n_train": int(len(train)), "n_test": int(len(test)),

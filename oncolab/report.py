@@ -59,10 +59,12 @@ def top_genes(system, genes: pd.Series, k: int = 8) -> pd.DataFrame:
 
 
 def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os.PathLike,
-                   reference: Cohort | None = None) -> Path:
+                   reference: Cohort | None = None, reference_predictions: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/<patient_id>.md`` and its figures; return the Markdown file's path.
 
-    ``reference`` (default ``cohort``) gives the Kaplan-Meier curves of the three risk groups.
+    ``reference`` (default ``cohort``) gives the Kaplan-Meier curves of the three risk groups;
+    ``reference_predictions`` (``system.predict(reference)``, when already computed) saves
+    computing them again.
     """
     import matplotlib
 
@@ -116,7 +118,9 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
         figs.append(("weights", fig))
     # Kaplan-Meier by risk group
     ref = reference if reference is not None else cohort
-    rp = system.predict(ref)
+    rp = reference_predictions if reference_predictions is not None else system.predict(ref)
+    if not rp.index.equals(ref.ids):
+        raise ValueError("reference_predictions must have one row per patient of the reference cohort, in order")
     fig, ax = plt.subplots(figsize=(5, 3.5))
     lab = ref.labels
     for g, color in zip(("low", "intermediate", "high"), ("tab:green", "tab:orange", "tab:red")):

@@ -227,6 +227,6 @@ def fit_autoencoder(X, latent: int = 8, hidden: int = 32, epochs: int = 200, lr:
         loss = torch.mean((rec - X) ** 2)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     model.eval()
     return model, losses
