@@ -7,11 +7,13 @@ STAMP  := $(VENV)/.oncolab-installed
 KERNEL := oncolab
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test test-fast lint student clean help
+.PHONY: setup book test test-fast browser browser-deps lint student clean help
 help:
 	@echo "make setup   create .venv from requirements-lock.txt and register the '$(KERNEL)' kernel"
 	@echo "make book    execute every chapter and build the HTML book into _build/html"
 	@echo "make test    unit tests + every chapter executed with SMOKE=True + book build"
+	@echo "make browser open the built book (make book) in headless Chromium and check every page"
+	@echo "make student write student versions of the chapters (solutions as stubs) to student/"
 	@echo "make lint    ruff"
 	@echo "make clean   remove build outputs (keeps .venv)"
 
@@ -30,8 +32,25 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --builder html
 	@echo "open _build/html/index.html"
 
-test: $(STAMP)
-	$(PY) -m pytest
+# Chromium (Debian's package) for the browser check; installed when we are root with apt-get.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium (Debian) for the browser check"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: /usr/bin/chromium not found; the browser check will be skipped (apt-get install chromium)"; fi; \
+	fi
+
+# The tests build the book from the chapters they executed (SMOKE) into _build/test-book and
+# check that build in the browser; `make browser` checks the full `make book` build instead.
+test: $(STAMP) browser-deps
+	ONCOLAB_HTML=$(CURDIR)/_build/test-book/_build/html $(PY) -m pytest
+
+browser: $(STAMP) browser-deps
+	ONCOLAB_HTML=$(CURDIR)/_build/html $(PY) -m pytest tests/test_browser.py
+
+student: $(STAMP)
+	$(PY) tools/chapters.py student student/
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not chapter and not book"

@@ -138,7 +138,8 @@ def _visit(browser, site: str, page_path: str, screenshot: Path | None = None) -
         page.screenshot(path=str(tmp), full_page=True)
         tmp.replace(screenshot)
     if found["solutions"]:
-        sols.first.locator(".admonition-title").click()
+        # the fold button in the title (clicking the title's link text would follow the link)
+        sols.first.locator(".admonition-title .toggle-button").click()
         page.wait_for_timeout(500)
         found["opened"] = sols.first.locator(".admonition-title ~ *").first.is_visible()
     ctx.close()

@@ -62,7 +62,9 @@ def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
                     raise ValueError(f"mode must be 'L' or 'RGB', got {mode!r}")
                 im = im.convert(mode)
             return np.asarray(im).copy()
-    except (OSError, SyntaxError) as e:
+    except (OSError, SyntaxError, ImportError) as e:
+        # ImportError: ultralytics replaces PIL's opener and, for a file PIL cannot read,
+        # tries optional format plugins (HEIF) that are not installed
         raise ValueError(f"cannot read image {path}: {e}") from e
 
 
