@@ -43,6 +43,15 @@ from oncolab.text import (
 from oncolab.text.narrator import _short
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny models train fastest on one thread (more threads mostly wait for each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def cohort():
     return synthetic_cohort(60, seed=5, modalities=["labs", "clinical"])
@@ -326,10 +335,10 @@ def test_macro_auc_ci_agrees_with_sklearn():
     y = rng.integers(0, 3, 150)
     p = rng.dirichlet(np.ones(3), 150) + np.eye(3)[y] * 0.5
     p /= p.sum(1, keepdims=True)
-    auc, lo, hi = macro_auc_ci(y, p, n_boot=200, seed=0)
+    auc, lo, hi = macro_auc_ci(y, p, n_boot=100, seed=0)
     assert auc == pytest.approx(roc_auc_score(y, p, multi_class="ovr", average="macro"))
     assert lo < auc < hi
-    assert (auc, lo, hi) == macro_auc_ci(y, p, n_boot=200, seed=0)
+    assert (auc, lo, hi) == macro_auc_ci(y, p, n_boot=100, seed=0)
     with pytest.raises(ValueError, match="proba"):
         macro_auc_ci(y, p[:10])
 
