@@ -199,7 +199,8 @@ def test_vit_refuses_the_wrong_size():
 
 # --- Grad-CAM and rollout ---------------------------------------------------------------------
 @pytest.mark.parametrize("builder", [lambda: ResNet.small(in_chans=1, num_classes=3),
-                                     lambda: ResNet(layers=(1, 1), widths=(8, 16), in_chans=1, num_classes=4)])
+                                     lambda: ResNet(layers=(1, 1), widths=(8, 16), in_chans=1, num_classes=4),
+                                     lambda: SmallCNN(in_chans=1, num_classes=3, widths=(8, 16))])
 @pytest.mark.parametrize("targets", [None, 1])
 def test_grad_cam_equals_the_grad_cam_package(builder, targets):
     torch.manual_seed(2)
