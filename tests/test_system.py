@@ -127,3 +127,13 @@ def test_report_and_cli(fitted, small_cohort, tmp_path):
     assert (tmp_path / "r2" / "P00003.md").is_file()
     with pytest.raises(SystemExit):
         main(["run", "--n-patients", "0"])
+
+
+def test_same_seed_same_predictions(fitted, small_cohort):
+    s, feats = fitted
+    train = np.arange(70)
+    again = OncoLabSystem(FAST).fit(small_cohort.subset(train), features=subset_features(feats, train))
+    test = np.arange(70, 90)
+    f_test = subset_features(feats, test)
+    pd.testing.assert_frame_equal(s.predict(small_cohort.subset(test), features=f_test),
+                                  again.predict(small_cohort.subset(test), features=f_test))
