@@ -126,7 +126,9 @@ def cmd_run(args) -> int:
                "oracle_test": {k: oracle[k] for k in ("bayes_auc", "bayes_accuracy", "c_index", "c_index_signals")}}
     _write_json(summary, out / "run.json")
     print(f"\nsave/load gives identical predictions: {same}")
-    print(f"wrote {out}/metrics.csv, ablation.csv, model/, reports/ in {timings['total_s']:.0f} s")
+    written = ["metrics.csv", "predictions_test.csv", *([] if args.no_ablation else ["ablation.csv"]), "model/",
+               *(["reports/"] if reports else []), "run.json"]
+    print(f"wrote {', '.join(written)} to {out} in {timings['total_s']:.0f} s")
     return 0 if same else 1
 
 
