@@ -354,3 +354,20 @@ def test_tiny_bert_encoder_same_seed_same_bytes(cohort):
     _, b = run()
     assert a.shape == (len(cohort), 16) and len(enc.history["loss"]) == 1
     assert a.tobytes() == b.tobytes()
+
+
+def test_llm_narrator_runs_a_real_pipeline_and_rejects_its_invented_text(tmp_path, texts):
+    """A local (untrained, tiny) GPT-2 through transformers' text-generation pipeline."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tk = train_wordpiece(texts, 80)
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=len(tk), n_positions=512, n_embd=16, n_layer=1, n_head=2,
+                     bos_token_id=tk.cls_token_id, eos_token_id=tk.sep_token_id, pad_token_id=tk.pad_token_id)
+    GPT2LMHeadModel(cfg).save_pretrained(tmp_path)
+    tk.save_pretrained(tmp_path)
+    llm = LLMNarrator(model=str(tmp_path), max_new_tokens=5)
+    with pytest.warns(UserWarning, match="left out or changed"):
+        text = llm.narrate({"alp": 250}, seed=0)
+    assert llm._load_error is None and llm.last_source == "template"
+    assert text == narrate({"alp": 250}, seed=0)
