@@ -306,15 +306,13 @@ def center_shift(cohort, held_out: str, normalise: bool, reference: int | None =
     perm = rng.permutation(inside)
     n_int = max(len(perm) // 4, 3)
     internal, train = np.sort(perm[:n_int]), np.sort(perm[n_int:])
-    key = ("normalised" if normalise else "raw", held_out)
+    ref = int(train[0] if reference is None else reference)
+    key = ("normalised", ref) if normalise else ("raw",)  # raw features serve every held-out center
     feats = dict(features or {})
     if key not in feats:
-        norm = None
-        if normalise:
-            ref = int(train[0] if reference is None else reference)
-            norm = MacenkoNormalizer().fit(cohort.slide(ref))
+        norm = MacenkoNormalizer().fit(cohort.slide(ref)) if normalise else None
         X = np.full((len(cohort), 9), np.nan)
-        for i in np.concatenate([inside, outside]):
+        for i in np.flatnonzero(has):
             img = cohort.slide(int(i))
             X[i] = slide_features(norm.transform(img) if norm is not None else img)
         feats[key] = X
