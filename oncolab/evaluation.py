@@ -275,17 +275,21 @@ def subgroup_table(y, proba, groups: pd.DataFrame, min_size: int = 10) -> pd.Dat
 
 
 def center_shift(cohort, held_out: str, normalise: bool, reference: int | None = None, seed: int = 0,
-                 features: dict | None = None) -> dict:
+                 features: dict | None = None, colour: bool = True) -> dict:
     """Train on the other centers, test on ``held_out``, with or without stain normalisation; chapter 13.
 
     Each slide region is described by nine nuclear features (:func:`oncolab.stages.slide_features`,
-    which deconvolves the colours with a fixed stain matrix, so a center's stain shifts them).
+    which deconvolves the colours with a fixed stain matrix, so a center's stain shifts them),
+    and with ``colour`` also by the mean and spread of its R, G, B values
+    (:func:`oncolab.vision.pathology.colour_statistics`).
     With ``normalise`` every slide is first mapped to the stain of one training slide
     (``reference``: a position in the cohort, by default the first training patient) by
     :class:`oncolab.vision.MacenkoNormalizer`. A standardised logistic regression is trained on
     the training centers' patients and scored (macro AUC, accuracy) on the internal test part
     (a seeded 25% of the training centers' patients, never trained on) and on the held-out
-    center. Returns the scores and the drop. Pass ``features`` (a dict from a previous call's
+    center. Returns the scores and their drops (internal minus external). A stain shift moves
+    every patient of the new center the same way, which the ranking (AUC) may survive while
+    the decision thresholds (accuracy) do not: report both. Pass ``features`` (a dict from a previous call's
     ``'features'``) to reuse the slide features.
     """
     from sklearn.linear_model import LogisticRegression
@@ -294,7 +298,7 @@ def center_shift(cohort, held_out: str, normalise: bool, reference: int | None =
     from sklearn.preprocessing import StandardScaler
 
     from .stages import slide_features
-    from .vision.pathology import MacenkoNormalizer
+    from .vision.pathology import MacenkoNormalizer, colour_statistics
 
     center = cohort.clinical["center"].to_numpy().astype(str)
     if held_out not in set(center):
@@ -307,14 +311,15 @@ def center_shift(cohort, held_out: str, normalise: bool, reference: int | None =
     n_int = max(len(perm) // 4, 3)
     internal, train = np.sort(perm[:n_int]), np.sort(perm[n_int:])
     ref = int(train[0] if reference is None else reference)
-    key = ("normalised", ref) if normalise else ("raw",)  # raw features serve every held-out center
+    key = ("normalised", ref, colour) if normalise else ("raw", colour)  # raw features serve every held-out center
     feats = dict(features or {})
     if key not in feats:
         norm = MacenkoNormalizer().fit(cohort.slide(ref)) if normalise else None
-        X = np.full((len(cohort), 9), np.nan)
+        X = np.full((len(cohort), 15 if colour else 9), np.nan)
         for i in np.flatnonzero(has):
             img = cohort.slide(int(i))
-            X[i] = slide_features(norm.transform(img) if norm is not None else img)
+            img = norm.transform(img) if norm is not None else img
+            X[i] = np.concatenate([slide_features(img), colour_statistics(img)]) if colour else slide_features(img)
         feats[key] = X
     X = feats[key]
     y = cohort.y
@@ -330,4 +335,5 @@ def center_shift(cohort, held_out: str, normalise: bool, reference: int | None =
     return {"held_out": held_out, "normalised": bool(normalise), "n_train": len(train), "n_internal": len(internal),
             "n_external": len(outside), "auc_internal": auc_in, "auc_external": auc_out,
             "auc_drop": auc_in - auc_out, "accuracy_internal": acc_in, "accuracy_external": acc_out,
+            "accuracy_drop": acc_in - acc_out,
             "features": feats}
