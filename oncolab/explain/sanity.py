@@ -51,8 +51,11 @@ def randomisation_test(explainer: Callable[[nn.Module], np.ndarray], model: nn.M
     ``explainer(model)`` returns maps (N, ...) for a fixed batch of inputs. It is called on the
     trained model and on :func:`randomise_weights` of it; for each input the Spearman
     correlation between the two maps is computed (a constant map counts as similarity 1: it
-    did not change). The explainer ``passed`` when the median similarity is below
-    ``threshold``. Returns ``similarity`` (per input), ``median_similarity`` and ``passed``.
+    did not change; a map that turns flat while the trained one was not counts as 0). The
+    explainer ``passed`` when the median similarity is below ``threshold``. Returns
+    ``similarity`` (per input), ``median_similarity``, ``passed`` and
+    ``flat_after_randomisation`` (how many maps of the randomised model are constant, which
+    happens to Grad-CAM when no channel has a positive weight).
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must lie in (0, 1), got {threshold!r}")
@@ -62,13 +65,15 @@ def randomisation_test(explainer: Callable[[nn.Module], np.ndarray], model: nn.M
         raise ValueError(f"the explainer must return (N, ...) maps of one shape, got {a.shape} and {b.shape}")
     a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
     sim = np.empty(len(a))
+    flat = np.ptp(b, axis=1) == 0
     for i in range(len(a)):
         if np.ptp(a[i]) == 0 or np.ptp(b[i]) == 0:
             sim[i] = 1.0 if np.allclose(a[i], b[i]) else 0.0
         else:
             sim[i] = stats.spearmanr(a[i], b[i]).statistic
     med = float(np.median(sim))
-    return {"similarity": sim, "median_similarity": med, "threshold": threshold, "passed": bool(med < threshold)}
+    return {"similarity": sim, "median_similarity": med, "threshold": threshold, "passed": bool(med < threshold),
+            "flat_after_randomisation": int(flat.sum())}
 
 
 def deletion_curve(score: Callable[[np.ndarray], np.ndarray], x, attribution, baseline=0.0, steps: int = 10,
