@@ -14,7 +14,8 @@ from . import env as env
 __version__ = "0.1.0"
 ENV_SETTINGS = env.configure()
 
-_SUBMODULES = ("data", "detection", "vision", "text", "omics", "survival", "fusion", "explain",
+_SUBMODULES = ("data", "detection", "vision", "text", "omics", "survival", "fusion", "explain", "stages",
+               "evaluation", "baselines", "distributed",
                "system", "report", "plotting", "cli")
 
 
