@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["DIAGNOSES", "MODALITIES", "Cohort", "Patient", "check_modalities", "resolve_patient"]
+__all__ = ["DIAGNOSES", "MODALITIES", "Cohort", "Patient", "check_modalities", "resolve_patient",
+           "select_ids", "survival_array"]
 
 DIAGNOSES: tuple[str, ...] = ("benign", "intermediate", "malignant")
 MODALITIES: tuple[str, ...] = ("radiograph", "pathology", "labs", "genes", "clinical")
@@ -63,6 +64,29 @@ def resolve_patient(ids: pd.Index, key: int | str) -> str:
             raise IndexError(f"patient index {key} out of range for a cohort of {len(ids)}")
         return str(ids[int(key)])
     raise TypeError(f"a patient is named by its position (int) or id (str), got {type(key).__name__}")
+
+
+def select_ids(ids: pd.Index, index: Sequence[int] | np.ndarray | pd.Index) -> pd.Index:
+    """The ids picked by positions, a boolean mask, or ids themselves (checked to exist)."""
+    index = np.asarray(index)
+    if index.dtype == bool:
+        if len(index) != len(ids):
+            raise ValueError(f"boolean mask has length {len(index)}, cohort has {len(ids)}")
+        return ids[index]
+    if index.dtype.kind in "iu" or len(index) == 0:
+        return ids[index.astype(int)]
+    missing = [i for i in index if i not in ids]
+    if missing:
+        raise KeyError(f"no patient {missing[0]!r} in this cohort")
+    return pd.Index(index, name=ids.name)
+
+
+def survival_array(labels: pd.DataFrame) -> np.ndarray:
+    """scikit-survival's structured (event, time) array from a table with those columns."""
+    out = np.empty(len(labels), dtype=[("event", bool), ("time", float)])
+    out["event"] = labels["event"].to_numpy(bool)
+    out["time"] = labels["time"].to_numpy(float)
+    return out
 
 
 @dataclass
@@ -154,10 +178,7 @@ class Cohort:
 
     def survival_y(self) -> np.ndarray:
         """Survival outcome as scikit-survival's structured array of (event, time)."""
-        out = np.empty(len(self), dtype=[("event", bool), ("time", float)])
-        out["event"] = self.labels["event"].to_numpy(bool)
-        out["time"] = self.labels["time"].to_numpy(float)
-        return out
+        return survival_array(self.labels)
 
     # --- images ---------------------------------------------------------------------------
     def _pid(self, key: int | str) -> str:
@@ -209,18 +230,7 @@ class Cohort:
     # --- subsets and comparison -----------------------------------------------------------
     def subset(self, index: Sequence[int] | np.ndarray | pd.Index) -> Cohort:
         """A cohort of some patients (positions, a boolean mask, or ids); images are shared."""
-        index = np.asarray(index)
-        if index.dtype == bool:
-            if len(index) != len(self):
-                raise ValueError(f"boolean mask has length {len(index)}, cohort has {len(self)}")
-            ids = self.ids[index]
-        elif index.dtype.kind in "iu":
-            ids = self.ids[index]
-        else:
-            missing = [i for i in index if i not in self.labels.index]
-            if missing:
-                raise KeyError(f"no patient {missing[0]!r} in this cohort")
-            ids = pd.Index(index, name="patient_id")
+        ids = select_ids(self.ids, index)
         tables = {k: v.loc[ids] for k, v in self.tables.items()}
         return Cohort(tables, images=self.images, meta=self.meta)
 
