@@ -114,7 +114,20 @@ def test_randomisation_test_fails_for_an_explainer_that_ignores_the_model():
     # Grad-CAM depends on the weights, so its maps change when they are randomised
     real = randomisation_test(lambda m: image_map(m, x, "gradcam", targets=0), model)
     assert real["median_similarity"] < fake["median_similarity"]
+    assert real["passed"] and real["flat_after_randomisation"] < 6
     assert real["similarity"].shape == (6,)
+
+
+def test_randomise_weights_is_seeded_and_changes_every_layer():
+    from oncolab.explain import randomise_weights
+
+    model = _cnn()
+    a, b, c = randomise_weights(model, 1), randomise_weights(model, 1), randomise_weights(model, 2)
+    pa, pb, pc, p0 = (list(m.parameters()) for m in (a, b, c, model))
+    assert all(torch.equal(x, y) for x, y in zip(pa, pb))
+    assert not all(torch.equal(x, y) for x, y in zip(pa, pc))
+    # every weight tensor that is not constant at initialisation (BN scale 1, bias 0) is redrawn
+    assert all(not torch.equal(x, y) for x, y in zip(pa, p0) if x.ndim > 1)
 
 
 def test_deletion_curve_orders():

@@ -27,20 +27,29 @@ __all__ = ["deletion_curve", "lesion_hit_rate", "randomise_weights", "randomisat
 
 
 def randomise_weights(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A deep copy of ``model`` with every parameter redrawn (normal, each tensor's own scale).
+    """A deep copy of ``model`` re-initialised: every layer's own initialisation, drawn afresh.
 
-    Each parameter tensor gets ``N(0, s^2)`` entries with ``s`` the standard deviation of the
-    trained tensor (or 0.1 when that is zero), so activations stay in a sensible range.
-    Same seed, same weights.
+    Each sub-module with a ``reset_parameters`` method (linear, convolution, normalisation
+    layers, ...) calls it; parameters held by other modules (a transformer's class token and
+    position embedding) are drawn from ``N(0, 0.02^2)``. This is the "full randomisation" of
+    Adebayo et al. 2018. Same seed, same weights; the global random state is left as it was.
     """
     import torch
 
     rnd = copy.deepcopy(model)
-    gen = torch.Generator().manual_seed(int(seed))
-    with torch.no_grad():
+    covered: set[int] = set()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        # offset, so as not to repeat the draws of a model built right after torch.manual_seed(seed)
+        torch.manual_seed(int(seed) + 104729)
+        for mod in rnd.modules():
+            if hasattr(mod, "reset_parameters"):
+                mod.reset_parameters()
+                covered.update(id(p) for p in mod.parameters(recurse=False))
+            if hasattr(mod, "reset_running_stats"):
+                mod.reset_running_stats()
         for p in rnd.parameters():
-            s = float(p.std()) if p.numel() > 1 else 0.0
-            p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * (s if s > 0 else 0.1))
+            if id(p) not in covered:
+                p.normal_(0.0, 0.02)
     return rnd
 
 
