@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 KERNEL = "oncolab"
 DEFAULT_CEILING_S = 600
-CEILING_S = {"03_detection": 900, "12_complete_system": 900}
+CEILING_S = {"03_detection": 900, "12_complete_system": 900, "14_whole_slides_mri": 900,
+             "15_scaling_out": 900}
 
 
 def _kernel_available() -> bool:

@@ -15,6 +15,7 @@ from .io import (
     read_yolo_labels,
 )
 from .labs import BIOMARKERS, Biomarker, biomarker, flag_value, reference_range
+from .prostate import ProstateCohort, ProstateConfig, prostate_cohort
 from .real import (
     RealDataset,
     load_breast_cancer_genes,
@@ -40,7 +41,7 @@ from .synthetic import (
 
 __all__ = [
     "BIOMARKERS", "CENTERS", "DIAGNOSES", "GENES", "GENE_PATHWAYS", "INFORMATIVE_GENES",
-    "MODALITIES", "SITES", "Biomarker", "Cohort", "CohortConfig", "DiskImages", "Patient",
+    "MODALITIES", "SITES", "ProstateCohort", "ProstateConfig", "prostate_cohort", "Biomarker", "Cohort", "CohortConfig", "DiskImages", "Patient",
     "RealDataset", "YoloLabelError", "biomarker", "check_modalities", "export_cohort",
     "export_yolo", "flag_value", "kfold_indices", "lesion_geometry", "load_breast_cancer_genes",
     "load_cohort", "load_fna_breast_cancer", "load_gbsg2", "load_whas500", "oracle_table",

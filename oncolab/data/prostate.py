@@ -71,6 +71,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
+from .cohort import resolve_patient, select_ids, survival_array
 from .synthetic import CENTERS, _check_size, _rng, stain_matrix
 
 __all__ = [
@@ -456,15 +457,7 @@ class ProstateCohort:
                 f"{self.config.slide_levels} levels)")
 
     def _pid(self, key: int | str) -> str:
-        if isinstance(key, str):
-            if key not in self.labels.index:
-                raise KeyError(f"no patient {key!r} in this cohort")
-            return key
-        if isinstance(key, int | np.integer):
-            if not -len(self) <= int(key) < len(self):
-                raise IndexError(f"patient index {key} out of range for a cohort of {len(self)}")
-            return str(self.ids[int(key)])
-        raise TypeError(f"a patient is named by its position (int) or id (str), got {type(key).__name__}")
+        return resolve_patient(self.ids, key)
 
     def slide(self, key: int | str) -> ProstateSlide:
         """The patient's whole-slide image (lazy: nothing is rendered until read)."""
@@ -495,22 +488,11 @@ class ProstateCohort:
 
     def survival_y(self) -> np.ndarray:
         """BCR outcome as scikit-survival's structured array of (event, time)."""
-        out = np.empty(len(self), dtype=[("event", bool), ("time", float)])
-        out["event"] = self.labels["event"].to_numpy(bool)
-        out["time"] = self.labels["time"].to_numpy(float)
-        return out
+        return survival_array(self.labels)
 
     def subset(self, index: Sequence[int] | np.ndarray) -> ProstateCohort:
-        """Some patients (positions or a boolean mask); slides and MRI stay the same bytes."""
-        index = np.asarray(index)
-        if index.dtype == bool:
-            if len(index) != len(self):
-                raise ValueError(f"boolean mask has length {len(index)}, cohort has {len(self)}")
-            ids = self.ids[index]
-        elif index.dtype.kind in "iu":
-            ids = self.ids[index]
-        else:
-            raise TypeError(f"index must be integer positions or a boolean mask, got dtype {index.dtype}")
+        """Some patients (positions, a boolean mask or ids); slides and MRI stay the same bytes."""
+        ids = select_ids(self.ids, index)
         return ProstateCohort({k: v.loc[ids] for k, v in self.tables.items()}, self.config,
                               self.seed, self.meta)
 
