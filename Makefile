@@ -37,7 +37,8 @@ browser-deps:
 	@if [ ! -x /usr/bin/chromium ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    echo "installing chromium (Debian) for the browser check"; \
-	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+	      || echo "note: installing chromium failed; the browser check will be skipped"; \
 	  else echo "note: /usr/bin/chromium not found; the browser check will be skipped (apt-get install chromium)"; fi; \
 	fi
 
