@@ -31,24 +31,21 @@ def _write_json(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _positive(v: str) -> int:
-    try:
-        i = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}") from None
-    if i < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v!r}")
-    return i
+def _int_at_least(minimum: int):
+    """An argparse type: an integer >= ``minimum``, with a message naming the bad value."""
+    def parse(v: str) -> int:
+        try:
+            i = int(v)
+        except ValueError:
+            i = None
+        if i is None or i < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {v!r}")
+        return i
+    return parse
 
 
-def _non_negative(v: str) -> int:
-    try:
-        i = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}") from None
-    if i < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v!r}")
-    return i
+_positive = _int_at_least(1)
+_non_negative = _int_at_least(0)
 
 
 def _cohort(args):
