@@ -69,7 +69,7 @@ def cmd_run(args) -> int:
 
     from .data import train_val_test_split
     from .report import patient_report
-    from .system import OncoLabSystem, ablation, modality_features, subset_features
+    from .system import LEARNED_CONFIG, OncoLabSystem, ablation, modality_features, subset_features
 
     t0 = time.perf_counter()
     out = Path(args.out)
@@ -79,10 +79,11 @@ def cmd_run(args) -> int:
     parts = train_val_test_split(cohort, seed=args.seed)
     train = np.sort(np.concatenate([parts["train"], parts["val"]]))
     test = parts["test"]
-    config = {"fusion": args.fusion, "epochs": args.epochs, "seed": args.seed, "progress": not args.quiet}
+    config = {"fusion": args.fusion, "epochs": args.epochs, "seed": args.seed, "progress": not args.quiet,
+              **(LEARNED_CONFIG if args.stages == "learned" else {})}
     timings = {}
     t = time.perf_counter()
-    features = modality_features(cohort, progress=not args.quiet)
+    features = modality_features(cohort, progress=not args.quiet, config=config)
     timings["features_s"] = time.perf_counter() - t
     t = time.perf_counter()
     system = OncoLabSystem(config).fit(cohort.subset(train), features=subset_features(features, train))
@@ -105,7 +106,8 @@ def cmd_run(args) -> int:
     _write_csv(p1, out / "predictions_test.csv")
     if not args.no_ablation:
         t = time.perf_counter()
-        abl = ablation(cohort, train, test, features, config, n_boot=args.n_boot, progress=not args.quiet)
+        abl = ablation(cohort, train, test, features, config, n_boot=args.n_boot, progress=not args.quiet,
+                       stages=system)
         timings["ablation_s"] = time.perf_counter() - t
         bm = oracle["by_modality"]
         abl["oracle_auc"] = [bm[m]["auc"] if m in bm else (oracle["bayes_auc"] if m == "all" else float("nan"))
@@ -177,6 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fusion", default="attention",
                     choices=["early", "late", "gated", "attention", "bilinear", "crossattn"],
                     help="fusion strategy of the main model (default attention)")
+    sp.add_argument("--stages", default="learned", choices=["learned", "handcrafted"],
+                    help="learned: YOLO detector, CNN on the lesion window, attention-MIL over slide tiles, "
+                         "lab narratives through TF-IDF (minutes); handcrafted: measurements of the annotated "
+                         "box, the slide's nuclei and the numeric lab panel (seconds). Default learned")
     sp.add_argument("--epochs", type=_positive, default=400, help="maximum training epochs (early stopping; default 400)")
     sp.add_argument("--n-boot", type=_non_negative, default=200, help="bootstrap resamples for the intervals (default 200)")
     sp.add_argument("--reports", type=_non_negative, default=3, help="patient reports to write (default 3)")

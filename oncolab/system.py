@@ -4,11 +4,15 @@ Taught in chapter 12 ("The complete system").
 
 The system composes stages, each chosen by name in its configuration::
 
-    radiograph -> lesion box (annotated or a detector) -> crop features ─┐
-    pathology region -> nuclear features ───────────────────────────────┤
-    lab panel -> log-values + "not measured" flags ─────────────────────┼─> fusion -> diagnosis (3 classes)
-    gene counts -> log-CPM, per-gene scaling, PCA ──────────────────────┤            + risk (Cox)
-    clinical -> standardised age + one-hot categories ──────────────────┘
+    radiograph -> lesion box (annotated | YOLO) -> window -> small ResNet | box measurements ─┐
+    pathology region -> tiles -> attention-MIL | nuclear measurements ───────────────────────┤
+    lab panel -> narrative -> TF-IDF -> PCA | log-values + "not measured" flags ────────────┼─> fusion -> diagnosis
+    gene counts -> log-CPM, per-gene scaling, PCA ──────────────────────────────────────────┤   (3 classes) + risk
+    clinical -> standardised age + one-hot categories ──────────────────────────────────────┘
+
+The learned stages (YOLO, CNN, MIL, text) live in :mod:`oncolab.learned_stages`, the
+hand-made ones in :mod:`oncolab.stages`. :data:`LEARNED_CONFIG` switches every stage to its
+learned version; :data:`DEFAULT_CONFIG` keeps the hand-made ones (seconds instead of minutes).
 
 ``fit(cohort)`` fits every stage on training patients only (a validation part is split off
 for early stopping), ``evaluate(cohort)`` returns a tidy table of metrics with bootstrap
@@ -39,19 +43,36 @@ import numpy as np
 import pandas as pd
 
 from .data import DIAGNOSES, MODALITIES, Cohort, Patient, train_val_test_split
+from .learned_stages import (
+    LabTextStage,
+    PathologyStage,
+    RadiographStage,
+    lab_text_raw,
+    radiograph_raw,
+    tile_bag,
+)
 from .omics import PCA, ClinicalPreprocessor, GenePreprocessor
-from .stages import lab_features, radiograph_features, slide_features
+from .stages import _check_image, lab_features, radiograph_features, slide_features
 
-__all__ = ["DEFAULT_CONFIG", "FORMAT_VERSION", "OncoLabSystem", "ablation", "robustness", "cohort_from_patient", "modality_features",
+__all__ = ["DEFAULT_CONFIG", "FORMAT_VERSION", "LEARNED_CONFIG", "OncoLabSystem", "ablation", "robustness", "cohort_from_patient", "modality_features",
            "subset_features"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 DEFAULT_CONFIG: dict[str, Any] = {
     "modalities": list(MODALITIES),
-    "detector": "annotated",          # "annotated": the cohort's lesion boxes
-    "radiograph_encoder": "handcrafted",
-    "pathology_encoder": "handcrafted",
-    "labs_encoder": "numeric",
+    "detector": "annotated",          # "annotated": the cohort's lesion boxes; "yolo": a detector trained in fit
+    "radiograph_encoder": "handcrafted",   # or "cnn": small ResNet on a window around the box
+    "pathology_encoder": "handcrafted",    # or "mil": attention-MIL over tile features
+    "labs_encoder": "numeric",             # or "text": narrative -> TF-IDF -> PCA
+    "crop_window": 0.5,               # CNN window side, as a fraction of the radiograph's side
+    "crop_size": 64,                  # CNN input pixels
+    "cnn_epochs": 15,
+    "detector_epochs": 12,
+    "detector_imgsz": 96,
+    "mil_epochs": 40,
+    "tile_size": 64,
+    "text_components": 16,
+    "folds": 3,                       # cross-fitting folds of the CNN and MIL stages
     "genes_encoder": "pca",           # "pca" or "scaled" (all genes, standardised)
     "gene_components": 16,
     "clinical_encoder": "onehot",
@@ -71,10 +92,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "progress": True,
 }
 CHOICES = {
-    "detector": ("annotated",),
-    "radiograph_encoder": ("handcrafted",),
-    "pathology_encoder": ("handcrafted",),
-    "labs_encoder": ("numeric",),
+    "detector": ("annotated", "yolo"),
+    "radiograph_encoder": ("handcrafted", "cnn"),
+    "pathology_encoder": ("handcrafted", "mil"),
+    "labs_encoder": ("numeric", "text"),
     "genes_encoder": ("pca", "scaled"),
     "clinical_encoder": ("onehot",),
     "fusion": ("early", "late", "gated", "attention", "bilinear", "crossattn"),
@@ -82,6 +103,12 @@ CHOICES = {
     "head": ("softmax", "ordinal"),
 }
 RISK_GROUPS = ("low", "intermediate", "high")
+LEARNED_CONFIG: dict[str, Any] = {"detector": "yolo", "radiograph_encoder": "cnn", "pathology_encoder": "mil",
+                                  "labs_encoder": "text"}
+"""The stages of chapters 2-6 in place of the hand-made ones: ``OncoLabSystem(LEARNED_CONFIG)``."""
+STAGE_KEYS = ("detector", "radiograph_encoder", "pathology_encoder", "labs_encoder", "genes_encoder",
+              "gene_components", "clinical_encoder", "crop_window", "crop_size", "cnn_epochs", "detector_epochs",
+              "detector_imgsz", "mil_epochs", "tile_size", "text_components", "folds", "seed")
 
 
 def _check_config(config: dict | None) -> dict[str, Any]:
@@ -98,12 +125,19 @@ def _check_config(config: dict | None) -> dict[str, Any]:
     if isinstance(mods, str) or not mods or any(m not in MODALITIES for m in mods):
         raise ValueError(f"modalities must be a non-empty list drawn from {list(MODALITIES)}, got {mods!r}")
     cfg["modalities"] = [m for m in MODALITIES if m in mods]
-    for key in ("epochs", "hidden", "gene_components", "patience", "seed"):
+    for key in ("epochs", "hidden", "gene_components", "patience", "seed", "crop_size", "cnn_epochs",
+                "detector_epochs", "detector_imgsz", "mil_epochs", "tile_size", "text_components", "folds"):
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "seed" else 1):
             raise ValueError(f"{key} must be a positive integer, got {v!r}")
     if not 0 <= cfg["modality_dropout"] < 1:
         raise ValueError(f"modality_dropout must lie in [0, 1), got {cfg['modality_dropout']}")
+    if cfg["folds"] < 2:
+        raise ValueError(f"folds must be at least 2 (cross-fitting), got {cfg['folds']}")
+    if cfg["detector_imgsz"] % 32:
+        raise ValueError(f"detector_imgsz must be a multiple of 32 (YOLO's stride), got {cfg['detector_imgsz']}")
+    if not 0 < cfg["crop_window"] <= 1:
+        raise ValueError(f"crop_window must lie in (0, 1], got {cfg['crop_window']}")
     if not 0 < cfg["val_fraction"] < 0.5:
         raise ValueError(f"val_fraction must lie in (0, 0.5), got {cfg['val_fraction']}")
     return cfg
@@ -156,26 +190,42 @@ def cohort_from_patient(patient: Patient) -> Cohort:
     return Cohort(tables, images=_PatientImages(patient), meta={"source": "patient", "modalities": [m for m in MODALITIES if m in mods]})
 
 
-def _has_table(cohort: Cohort, modality: str) -> bool:
+def _learned(cfg: dict, modality: str) -> bool:
+    """Whether ``modality`` goes through a stage of :mod:`oncolab.learned_stages` (raw data in)."""
+    if modality == "radiograph":
+        return (cfg["detector"], cfg["radiograph_encoder"]) != ("annotated", "handcrafted")
+    if modality == "pathology":
+        return cfg["pathology_encoder"] == "mil"
+    if modality == "labs":
+        return cfg["labs_encoder"] == "text"
+    return False
+
+
+def _has_table(cohort: Cohort, modality: str, cfg: dict | None = None) -> bool:
     if modality not in cohort.modalities:
         return False
     if modality == "radiograph":
-        return cohort.images is not None and "boxes" in cohort.tables
+        needs_boxes = cfg is None or cfg["detector"] == "annotated"
+        return cohort.images is not None and ("boxes" in cohort.tables or not needs_boxes)
     if modality == "pathology":
         return cohort.images is not None
     return modality in cohort.tables
 
 
 def modality_features(cohort: Cohort, modalities=None, on_bad_image: str = "raise",
-                      progress: bool = False) -> tuple[dict[str, np.ndarray | pd.DataFrame], pd.DataFrame, list[str]]:
+                      progress: bool = False, config: dict | None = None) -> tuple[dict[str, Any], pd.DataFrame, list[str]]:
     """Raw per-modality features of every patient, the presence mask, and warnings.
 
     Returns ``(features, presence, notes)``: ``features[m]`` has one row per patient (NaN
     rows where the modality is absent; the clinical and gene entries are the cohort's
     tables), ``presence`` a bool DataFrame (patients x modalities). Taught in chapter 10.
+    With a ``config`` whose stages are learned (:data:`LEARNED_CONFIG`), the radiograph,
+    pathology and lab entries hold what those stages read instead: images and boxes, tile
+    bags, narratives (see :mod:`oncolab.learned_stages`).
     """
     if on_bad_image not in ("raise", "mask"):
         raise ValueError(f"on_bad_image must be 'raise' or 'mask', got {on_bad_image!r}")
+    cfg = _check_config(config)
     mods = list(modalities or MODALITIES)
     n = len(cohort)
     pres = cohort.presence
@@ -183,14 +233,16 @@ def modality_features(cohort: Cohort, modalities=None, on_bad_image: str = "rais
     feats: dict[str, Any] = {}
     notes: list[str] = []
     for m in mods:
-        if not _has_table(cohort, m):
+        if not _has_table(cohort, m, cfg):
             continue
         presence[m] = pres[m].to_numpy(bool) if m in pres.columns else True
     for m in ("radiograph", "pathology"):
         if m not in mods or not presence[m].any():
             continue
-        dim = 9
-        arr = np.full((n, dim), np.nan)
+        learned = _learned(cfg, m)
+        arr = np.full((n, 9), np.nan)
+        items = np.empty(n, dtype=object)
+        coords = np.empty(n, dtype=object)
         it = range(n)
         if progress:
             from tqdm.auto import tqdm
@@ -201,8 +253,12 @@ def modality_features(cohort: Cohort, modalities=None, on_bad_image: str = "rais
                 continue
             pid = cohort.ids[i]
             try:
-                if m == "radiograph":
+                if m == "radiograph" and learned:
+                    items[i] = _check_image(cohort.radiograph(pid), "radiograph", 2)
+                elif m == "radiograph":
                     arr[i] = radiograph_features(cohort.radiograph(pid), cohort.boxes.loc[pid].to_numpy(float))
+                elif learned:
+                    items[i], coords[i] = tile_bag(cohort.slide(pid), cfg["tile_size"])
                 else:
                     arr[i] = slide_features(cohort.slide(pid))
             except (ValueError, TypeError) as e:
@@ -210,10 +266,22 @@ def modality_features(cohort: Cohort, modalities=None, on_bad_image: str = "rais
                     raise ValueError(f"patient {pid}: bad {m} image ({e})") from e
                 presence.iat[i, presence.columns.get_loc(m)] = False
                 notes.append(f"{pid}: {m} masked ({e})")
-        feats[m] = arr
+        if m == "radiograph" and learned:
+            boxes = (cohort.boxes[["x0", "y0", "x1", "y1"]].to_numpy(float) if "boxes" in cohort.tables
+                     else np.full((n, 4), np.nan))
+            feats[m] = radiograph_raw(list(items), boxes)
+        elif learned:
+            feats[m] = {"bags": items, "coords": coords, "tile_size": cfg["tile_size"]}
+        else:
+            feats[m] = arr
     if "labs" in mods and presence["labs"].any():
-        feats["labs"] = lab_features(cohort.labs)
         presence["labs"] &= ~cohort.labs.isna().all(1).to_numpy()
+        if _learned(cfg, "labs"):
+            texts = lab_text_raw(cohort, seed=cfg["seed"])
+            texts[~presence["labs"].to_numpy()] = None
+            feats["labs"] = texts
+        else:
+            feats["labs"] = lab_features(cohort.labs)
     if "genes" in mods and presence["genes"].any():
         feats["genes"] = cohort.genes
     if "clinical" in mods and presence["clinical"].any():
@@ -221,11 +289,21 @@ def modality_features(cohort: Cohort, modalities=None, on_bad_image: str = "rais
     return feats, presence, notes
 
 
+def _take(v, pos):
+    if isinstance(v, pd.DataFrame):
+        return v.iloc[pos]
+    if isinstance(v, dict):
+        return {k: _take(x, pos) for k, x in v.items()}
+    if np.isscalar(v):
+        return v
+    return np.asarray(v)[pos]
+
+
 def subset_features(features: tuple, positions) -> tuple:
     """The rows ``positions`` of the output of :func:`modality_features` (same order as ``cohort.subset``)."""
     feats, presence, notes = features
     pos = np.asarray(positions)
-    sub = {m: (v.iloc[pos] if isinstance(v, pd.DataFrame) else np.asarray(v)[pos]) for m, v in feats.items()}
+    sub = {m: _take(v, pos) for m, v in feats.items()}
     ids = set(presence.index[pos])
     return sub, presence.iloc[pos], [n for n in notes if n.split(":")[0] in ids]
 
@@ -316,6 +394,15 @@ class _Clinical:
 
 
 def _make_encoder(modality: str, cfg: dict):
+    if _learned(cfg, modality):
+        common = {"seed": cfg["seed"], "progress": cfg["progress"]}
+        if modality == "radiograph":
+            return RadiographStage(cfg["detector"], cfg["radiograph_encoder"], cfg["crop_window"], cfg["crop_size"],
+                                   cfg["cnn_epochs"], cfg["folds"], cfg["detector_epochs"], cfg["detector_imgsz"],
+                                   **common)
+        if modality == "pathology":
+            return PathologyStage(cfg["mil_epochs"], cfg["folds"], **common)
+        return LabTextStage(cfg["text_components"], **common)
     if modality == "genes":
         return _Genes(cfg["gene_components"] if cfg["genes_encoder"] == "pca" else None)
     if modality == "clinical":
@@ -346,11 +433,19 @@ class OncoLabSystem:
         self.history_: list[dict] = []
 
     # ---- internals ---------------------------------------------------------------------
-    def _embed(self, feats, presence) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def _embed(self, feats, presence, fitted: dict | None = None,
+               notes: list | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Embeddings of every modality; ``fitted`` holds stage outputs computed during fit."""
         X = {}
         for m in self.modalities_:
-            if m in feats:
+            if fitted is not None and m in fitted:
+                Z = fitted[m]
+            elif m in feats:
                 Z = self.encoders[m].transform(feats[m])
+            if m in feats:
+                for pos, note in getattr(self.encoders[m], "notes_", []):
+                    if notes is not None and presence[m].iat[pos]:
+                        notes.append(f"{presence.index[pos]}: {m} {note}")
                 Z = np.where(presence[m].to_numpy()[:, None], Z, 0.0)  # masked below; zero keeps it finite
             else:
                 Z = np.zeros((len(presence), self.dims_[m]))
@@ -359,15 +454,21 @@ class OncoLabSystem:
                          for m in self.modalities_], 1)
         return X, mask
 
-    def _features(self, cohort: Cohort, on_bad_image: str):
-        return modality_features(cohort, self.config["modalities"], on_bad_image, self.config["progress"])
+    def _features(self, cohort: Cohort, on_bad_image: str, modalities=None):
+        return modality_features(cohort, modalities or self.config["modalities"], on_bad_image,
+                                 self.config["progress"], self.config)
 
     # ---- fit ---------------------------------------------------------------------------
-    def fit(self, cohort: Cohort, on_bad_image: str = "raise", features: tuple | None = None) -> OncoLabSystem:
+    def fit(self, cohort: Cohort, on_bad_image: str = "raise", features: tuple | None = None,
+            stages: OncoLabSystem | None = None) -> OncoLabSystem:
         """Fit every stage and the fusion model on ``cohort`` (its own train/val split).
 
-        ``features``: the output of :func:`modality_features` for this cohort, when already
-        computed (several systems fitted on the same patients then share the image work).
+        ``features``: the output of :func:`modality_features` for this cohort (with this
+        configuration's stages), when already computed (several systems fitted on the same
+        patients then share the image work). ``stages``: a system already fitted on the same
+        patients with the same stage settings, whose fitted stages (detector, CNN, MIL, text
+        and table encoders) are reused: only the fusion model is trained. The ablation of
+        chapter 10 fits its many models this way.
         """
         from .env import seed_everything
         from .fusion import make_fusion, train_model
@@ -385,16 +486,37 @@ class OncoLabSystem:
         # a validation part for early stopping, split off the training patients (stratified)
         parts = train_val_test_split(cohort, (1 - cfg["val_fraction"], 0.0, cfg["val_fraction"]), seed=cfg["seed"])
         tr, va = parts["train"], parts["test"]
-        self.encoders = {}
-        for m in self.modalities_:
-            rows = tr[presence[m].to_numpy()[tr]]
-            if len(rows) < 2:
-                raise ValueError(f"modality {m!r} is present in fewer than 2 training patients; cannot fit its encoder")
-            self.encoders[m] = _make_encoder(m, cfg).fit(feats[m], rows)
-        X, mask = self._embed(feats, presence)
+        y = cohort.y
+        fitted: dict[str, np.ndarray] = {}
+        if stages is not None:
+            stages._check_fitted()
+            differ = [k for k in STAGE_KEYS if stages.config[k] != cfg[k]]
+            if differ or not stages.fit_ids_.equals(cohort.ids) or set(self.modalities_) - set(stages.modalities_):
+                raise ValueError("stages= must be a system fitted on the same patients, with the same stage "
+                                 f"settings and all of {self.modalities_} (settings that differ: {differ})")
+            self.encoders = {m: stages.encoders[m] for m in self.modalities_}
+            fitted = {m: stages.fit_embeddings_[m] for m in self.modalities_ if m in stages.fit_embeddings_}
+        else:
+            self.encoders = {}
+            for m in self.modalities_:
+                present = presence[m].to_numpy()
+                rows = tr[present[tr]]
+                if len(rows) < 2:
+                    raise ValueError(f"modality {m!r} is present in fewer than 2 training patients; "
+                                     "cannot fit its encoder")
+                enc = _make_encoder(m, cfg)
+                if hasattr(enc, "fit_transform"):  # a learned stage: cross-fitted on every fitting patient
+                    fitted[m] = enc.fit_transform(feats[m], np.flatnonzero(present), y)
+                else:
+                    enc.fit(feats[m], rows)
+                self.encoders[m] = enc
+        notes = list(notes)
+        X, mask = self._embed(feats, presence, fitted, notes)
+        self.fit_ids_ = cohort.ids
+        self.fit_embeddings_ = {m: X[m] for m in fitted}
         self.dims_ = {m: int(X[m].shape[1]) for m in self.modalities_}
         lab = cohort.labels
-        y, t, e = cohort.y, lab["time"].to_numpy(float), lab["event"].to_numpy(bool)
+        t, e = lab["time"].to_numpy(float), lab["event"].to_numpy(bool)
         self.model = make_fusion(cfg["fusion"], self.dims_, seed=cfg["seed"], head=cfg["head"],
                                  hidden=cfg["hidden"], dropout=cfg["dropout"])
         sub = lambda d, r: {m: v[r] for m, v in d.items()}  # noqa: E731
@@ -414,7 +536,7 @@ class OncoLabSystem:
     def embed(self, cohort: Cohort, features: tuple | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The fusion model's inputs for ``cohort``: ``({modality: (n, d) array}, (n, M) mask)``."""
         self._check_fitted()
-        feats, presence, _ = features if features is not None else self._features(cohort, "raise")
+        feats, presence, _ = features if features is not None else self._features(cohort, "raise", self.modalities_)
         return self._embed(feats, presence.reindex(columns=self.modalities_, fill_value=False))
 
     def _check_fitted(self):
@@ -434,7 +556,7 @@ class OncoLabSystem:
         cohort = cohort_from_patient(data) if isinstance(data, Patient) else data
         if not isinstance(cohort, Cohort):
             raise TypeError(f"predict needs a Cohort or a Patient, got {type(data).__name__}")
-        lacking = [m for m in self.modalities_ if not _has_table(cohort, m)]
+        lacking = [m for m in self.modalities_ if not _has_table(cohort, m, self.config)]
         if lacking and missing_modalities == "error" and not isinstance(data, Patient):
             raise ValueError(f"this cohort has no {lacking} data, but the model was fitted with "
                              f"{self.modalities_}; pass missing_modalities='mask' to predict without them")
@@ -444,10 +566,12 @@ class OncoLabSystem:
             feats, presence, notes = features
             presence = presence.reindex(columns=self.modalities_, fill_value=False)
         else:
-            feats, presence, notes = modality_features(cohort, self.modalities_, on_bad_image, self.config["progress"])
+            feats, presence, notes = modality_features(cohort, self.modalities_, on_bad_image, self.config["progress"],
+                                                       self.config)
         if isinstance(data, Patient) and "genes" in feats:
             feats["genes"] = feats["genes"][self.encoders["genes"].pre.genes]
-        X, mask = self._embed(feats, presence)
+        notes = list(notes)
+        X, mask = self._embed(feats, presence, notes=notes)
         none = ~mask.any(1)
         if none.any():
             raise ValueError(f"patient {cohort.ids[int(np.argmax(none))]} has none of the modalities {self.modalities_}")
@@ -492,7 +616,7 @@ class OncoLabSystem:
         for m, enc in self.encoders.items():
             c, a = enc.state()
             stage_cfg[m] = c
-            arrays.update({f"stage.{m}.{k}": np.ascontiguousarray(np.asarray(v, np.float64)) for k, v in a.items()})
+            arrays.update({f"stage.{m}.{k}": np.ascontiguousarray(np.asarray(v)) for k, v in a.items()})
         arrays["risk_cuts"] = np.asarray(self.risk_cuts_, np.float64)
         meta = {"format": "oncolab-system", "format_version": FORMAT_VERSION, "config": self.config,
                 "modalities": self.modalities_, "dims": self.dims_, "stages": stage_cfg,
@@ -556,13 +680,19 @@ class OncoLabSystem:
 # --------------------------------------------------------------------------------------------
 def ablation(cohort: Cohort, train: np.ndarray, test: np.ndarray, features: tuple | None = None,
              config: dict | None = None, modality_sets: list[list[str]] | None = None,
-             fusions: list[str] | None = None, n_boot: int = 200, progress: bool = False) -> pd.DataFrame:
+             fusions: list[str] | None = None, n_boot: int = 200, progress: bool = False,
+             stages: OncoLabSystem | None = None) -> pd.DataFrame:
     """Fit one system per (modality set, fusion) on ``train`` positions, score it on ``test``.
 
     Defaults: every single modality, then all of them, with ``config['fusion']``; then all
     modalities with every other fusion. Returns a tidy table: one row per model with the
     diagnosis metrics, the C-index and bootstrap intervals of macro AUC and C-index.
     Taught in chapter 10; ``oncolab run`` writes it.
+
+    The stages (detector, CNN, MIL, text and table encoders) are fitted once, on all
+    modalities, and shared by every model (``stages``: a system already fitted on the
+    ``train`` patients with this configuration's stages, to reuse its stages); so the table
+    compares what fusion makes of the same per-modality embeddings.
     """
     base = _check_config({**(config or {}), "progress": False})
     mods = base["modalities"]
@@ -571,9 +701,11 @@ def ablation(cohort: Cohort, train: np.ndarray, test: np.ndarray, features: tupl
     if fusions is None:
         fusions = [f for f in CHOICES["fusion"] if f != base["fusion"]]
     if features is None:
-        features = modality_features(cohort, mods, progress=progress)
+        features = modality_features(cohort, mods, progress=progress, config=base)
     ftr, fte = subset_features(features, train), subset_features(features, test)
     ctr, cte = cohort.subset(train), cohort.subset(test)
+    if stages is None:
+        stages = OncoLabSystem(base).fit(ctr, features=ftr)
     jobs = [(ms, base["fusion"]) for ms in modality_sets] + [(list(mods), f) for f in fusions]
     rows = []
     it = jobs
@@ -582,7 +714,7 @@ def ablation(cohort: Cohort, train: np.ndarray, test: np.ndarray, features: tupl
 
         it = tqdm(jobs, desc="ablation")
     for ms, fusion in it:
-        s = OncoLabSystem({**base, "modalities": ms, "fusion": fusion}).fit(ctr, features=ftr)
+        s = OncoLabSystem({**base, "modalities": ms, "fusion": fusion}).fit(ctr, features=ftr, stages=stages)
         tab = s.evaluate(cte, n_boot=n_boot, features=fte).set_index("metric")
         row = {"modalities": "+".join(ms) if len(ms) < len(MODALITIES) else "all", "fusion": fusion}
         for met in ("macro_precision", "macro_f1", "macro_auc", "accuracy", "c_index"):

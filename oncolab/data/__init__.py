@@ -13,6 +13,7 @@ from .io import (
     read_data_yaml,
     read_image,
     read_yolo_labels,
+    write_yolo_dataset,
 )
 from .labs import BIOMARKERS, Biomarker, biomarker, flag_value, reference_range
 from .prostate import ProstateCohort, ProstateConfig, prostate_cohort
@@ -43,7 +44,7 @@ __all__ = [
     "BIOMARKERS", "CENTERS", "DIAGNOSES", "GENES", "GENE_PATHWAYS", "INFORMATIVE_GENES",
     "MODALITIES", "SITES", "ProstateCohort", "ProstateConfig", "prostate_cohort", "Biomarker", "Cohort", "CohortConfig", "DiskImages", "Patient",
     "RealDataset", "YoloLabelError", "biomarker", "check_modalities", "export_cohort",
-    "export_yolo", "flag_value", "kfold_indices", "lesion_geometry", "load_breast_cancer_genes",
+    "export_yolo", "write_yolo_dataset", "flag_value", "kfold_indices", "lesion_geometry", "load_breast_cancer_genes",
     "load_cohort", "load_fna_breast_cancer", "load_gbsg2", "load_whas500", "oracle_table",
     "read_data_yaml", "read_image", "read_yolo_labels", "reference_range", "render_radiograph",
     "render_slide", "stain_matrix", "synthetic_cohort", "train_val_test_split",

@@ -21,7 +21,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -197,30 +197,47 @@ def export_yolo(cohort: Cohort, folder: str | Path, splits: dict[str, Sequence[i
     image gets ``labels/<split>/<id>.txt`` with one line ``class cx cy w h`` (normalised to
     [0, 1]); ``data.yaml`` names the splits and classes. Returns the path to ``data.yaml``.
     """
+    bad = set(splits) - {"train", "val", "test"}
+    if bad:
+        raise ValueError(f"unknown split name(s) {sorted(bad)}; expected some of ['test', 'train', 'val']")
+    if "radiograph" not in cohort.modalities or "boxes" not in cohort.tables:
+        raise ValueError("export_yolo needs a cohort with radiographs and boxes")
+
+    def items(idx):
+        for i in np.asarray(idx, dtype=int):
+            pid = str(cohort.ids[i])
+            if bool(cohort.presence.at[pid, "radiograph"]):
+                yield pid, cohort.radiograph(pid), cohort.boxes.loc[pid, ["x0", "y0", "x1", "y1"]].to_numpy(float)
+
+    return write_yolo_dataset({split: items(idx) for split, idx in splits.items()}, folder, class_names, overwrite)
+
+
+def write_yolo_dataset(splits: dict[str, Iterable[tuple[str, np.ndarray, Sequence[float]]]], folder: str | Path,
+                       class_names: Sequence[str] = ("lesion",), overwrite: bool = False) -> Path:
+    """Write images with one class-0 box each as an ultralytics YOLO dataset; return ``data.yaml``.
+
+    ``splits`` maps a split name (``train``, ``val``, ``test``) to ``(name, image, xyxy box)``
+    items (an iterator is fine: images are written one at a time). The folder appears whole
+    or not at all. :func:`export_yolo` writes a cohort this way (chapter 3); the complete
+    system of chapter 12 trains its detector on such a folder.
+    """
     import yaml
 
     folder = Path(folder)
-    allowed = {"train", "val", "test"}
-    bad = set(splits) - allowed
+    bad = set(splits) - {"train", "val", "test"}
     if bad:
-        raise ValueError(f"unknown split name(s) {sorted(bad)}; expected some of {sorted(allowed)}")
-    if "radiograph" not in cohort.modalities or "boxes" not in cohort.tables:
-        raise ValueError("export_yolo needs a cohort with radiographs and boxes")
+        raise ValueError(f"unknown split name(s) {sorted(bad)}; expected some of ['test', 'train', 'val']")
     tmp = _atomic_folder(folder, overwrite)
     try:
-        for split, idx in splits.items():
+        for split, entries in splits.items():
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)
-            for i in np.asarray(idx, dtype=int):
-                pid = str(cohort.ids[i])
-                if not bool(cohort.presence.at[pid, "radiograph"]):
-                    continue
-                img = cohort.radiograph(pid)
+            for name, img, box in entries:
                 h, w = img.shape[:2]
-                _write_png(img, tmp / "images" / split / f"{pid}.png")
-                x0, y0, x1, y1 = cohort.boxes.loc[pid, ["x0", "y0", "x1", "y1"]].to_numpy(float)
+                _write_png(img, tmp / "images" / split / f"{name}.png")
+                x0, y0, x1, y1 = (float(v) for v in box)
                 line = f"0 {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}\n"
-                (tmp / "labels" / split / f"{pid}.txt").write_text(line)
+                (tmp / "labels" / split / f"{name}.txt").write_text(line)
         data = {"path": str(folder.resolve()), **{s: f"images/{s}" for s in splits},
                 "names": {i: n for i, n in enumerate(class_names)}}
         (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))

@@ -23,14 +23,14 @@ from .boxes import (
     nms,
     precision_recall_curve,
 )
-from .crops import crop_window, roi_crop, roi_crops
+from .crops import centred_window, crop_window, roi_crop, roi_crops
 from .plotting import plot_detection_grid, plot_detections
 from .yolo import DEFAULTS, ValidationRun, YoloDetector, check_yolo_dataset, ultralytics_map
 
 __all__ = [
     "BOX_FORMATS", "COCO_IOU_THRESHOLDS", "DEFAULTS", "DetectionEvaluation", "Detections", "ValidationRun",
     "YoloDetector", "average_precision", "box_area", "box_iou", "check_boxes", "check_yolo_dataset",
-    "convert_boxes", "crop_window", "evaluate_detections", "generalized_box_iou", "match_detections", "nms",
+    "centred_window", "convert_boxes", "crop_window", "evaluate_detections", "generalized_box_iou", "match_detections", "nms",
     "plot_detection_grid", "plot_detections", "precision_recall_curve", "roi_crop", "roi_crops",
     "ultralytics_map",
 ]

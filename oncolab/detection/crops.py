@@ -19,7 +19,7 @@ from PIL import Image
 
 from .boxes import Detections, check_boxes
 
-__all__ = ["crop_window", "roi_crop", "roi_crops"]
+__all__ = ["centred_window", "crop_window", "roi_crop", "roi_crops"]
 
 
 def _check_image(image, name: str = "image") -> np.ndarray:
@@ -62,6 +62,24 @@ def crop_window(box, image_shape: tuple[int, int], margin: float = 0.15) -> tupl
     side = max(int(round(side)), 1)
     left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
     return left, top, left + side, top + side
+
+
+def centred_window(box, image_shape: tuple[int, int], window: float = 0.5) -> tuple[float, float, float, float]:
+    """A square ``xyxy`` window, ``window`` times the image's height, centred on ``box``.
+
+    Cut with ``roi_crop(image, centred_window(box, image.shape, w), size, margin=0)``: unlike a
+    window fitted to the box, a fixed window keeps the lesion's true size visible to a CNN
+    (chapter 2; the complete system of chapter 12 crops this way around the detector's box).
+    """
+    if not 0 < window <= 1:
+        raise ValueError(f"window must lie in (0, 1], got {window!r}")
+    b = check_boxes(box, "box")
+    if len(b) != 1:
+        raise ValueError(f"box must be one xyxy box of 4 numbers, got shape {np.shape(box)}")
+    x0, y0, x1, y1 = b[0]
+    half = window * int(image_shape[0]) / 2
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return (cx - half, cy - half, cx + half, cy + half)
 
 
 def roi_crop(image, box, size: int = 128, margin: float = 0.15) -> np.ndarray:

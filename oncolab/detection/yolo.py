@@ -306,6 +306,7 @@ class YoloDetector:
                                     "config, or download the weights on a machine with network)")
         from ultralytics import YOLO
 
+        self.model_source = model
         self.model = YOLO(model, task="detect", verbose=False)
         if imgsz is None and model.endswith(".pt"):   # trained weights remember their input size
             self.imgsz = int(self.model.overrides.get("imgsz") or self.imgsz)
@@ -418,6 +419,51 @@ class YoloDetector:
         self.model.save(str(tmp))
         os.replace(tmp, path)
         return path
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(config, arrays)``: the architecture as JSON-able settings and every weight as an array.
+
+        Unlike :meth:`save` (an ultralytics ``.pt``, which is a pickle), this pair can be kept
+        in a safetensors file; :meth:`from_state` rebuilds the detector without running code
+        from the file. Chapter 12's complete system saves its detector this way. Take the state
+        before the first :meth:`predict` (ultralytics fuses batch norms into the convolutions
+        for inference).
+        """
+        net = self.model.model
+        if not self.model_source.endswith((".yaml", ".yml")):
+            raise ValueError("state() needs a detector built from a .yaml config (its architecture is "
+                             f"rebuilt from it), not from {self.model_source!r}")
+        if any(not hasattr(m, "bn") for m in net.modules() if type(m).__name__ == "Conv"):
+            raise RuntimeError("the detector's batch norms are already fused (it has predicted); take the "
+                               "state right after fit()")
+        cfg = {"model": self.model_source, "imgsz": self.imgsz, "names": [net.names[i] for i in sorted(net.names)]}
+        return cfg, {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray], **kwargs) -> YoloDetector:
+        """The detector :meth:`state` described (``kwargs`` go to the constructor: device, ...)."""
+        import torch
+        from ultralytics.nn.tasks import DetectionModel
+        from ultralytics.utils import LOGGER
+
+        det = cls(model=config["model"], imgsz=config["imgsz"], verbose=False, **kwargs)
+        names = list(config["names"])
+        level = LOGGER.level
+        LOGGER.setLevel("WARNING")     # silence "Overriding model.yaml nc=80 with nc=1"
+        try:
+            net = DetectionModel(config["model"], nc=len(names), verbose=False)
+        finally:
+            LOGGER.setLevel(level)
+        net.names = dict(enumerate(names))
+        net.args = getattr(det.model.model, "args", {})
+        try:
+            net.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"the saved detector weights do not fit {config['model']!r} with "
+                             f"{len(names)} class(es): {str(e).splitlines()[0]}") from e
+        net.eval()
+        det.model.model = net
+        return det
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> YoloDetector:

@@ -94,6 +94,35 @@ class TfidfEncoder(TextEncoder):
     def _encode(self, texts):
         return self.vectorizer.transform(texts).toarray()
 
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(config, arrays)`` of a fitted encoder: the vocabulary (JSON-able) and the idf weights.
+
+        With :meth:`from_state` this saves and loads the encoder without pickle (the complete
+        system of chapter 12 keeps it in its safetensors file).
+        """
+        if not self.fitted:
+            raise RuntimeError("the TF-IDF encoder is not fitted: call fit(texts) first")
+        v = self.vectorizer
+        vocab = sorted(v.vocabulary_, key=v.vocabulary_.get)
+        cfg = {"ngram_range": list(v.ngram_range), "min_df": v.min_df, "max_features": v.max_features,
+               "vocabulary": vocab}
+        return cfg, {"idf": np.asarray(v.idf_, np.float64)}
+
+    @classmethod
+    def from_state(cls, cfg: dict, arrays: dict[str, np.ndarray]) -> TfidfEncoder:
+        """The encoder :meth:`state` described; it encodes exactly as the saved one did."""
+        vocab = list(cfg["vocabulary"])
+        idf = np.asarray(arrays["idf"], np.float64)
+        if len(vocab) != len(idf):
+            raise ValueError(f"a TF-IDF state needs one idf weight per term: {len(vocab)} terms, {len(idf)} weights")
+        enc = cls(tuple(cfg["ngram_range"]), cfg["min_df"], cfg["max_features"])
+        v = enc.vectorizer
+        v.set_params(vocabulary={t: i for i, t in enumerate(vocab)}, min_df=1, max_features=None)
+        v.fit([" ".join(vocab)])     # a fixed vocabulary: this only sets it up; the idf is replaced below
+        v.idf_ = idf
+        enc.fitted = True
+        return enc
+
 
 class TinyBertEncoder(TextEncoder):
     """WordPiece + tiny BERT trained by :meth:`fit` on the given texts; pooled embeddings.

@@ -140,12 +140,19 @@ def narrate(panel: Mapping[str, Any] | pd.Series, sex: str | None = None, age: f
     return narrate_results(flag_panel(panel, sex, age), sex, age, seed)
 
 
-def narrate_cohort(cohort, seed: int = 0) -> list[str]:
+def narrate_cohort(cohort, seed: int = 0, by: str = "position") -> list[str]:
     """One narrative per patient of a cohort (its ``labs`` and, when present, ``clinical``).
 
-    Patient number ``i`` is narrated with :func:`patient_seed` ``(seed, i)``, so a patient's
-    text does not depend on which other patients are in the list.
+    With ``by="position"`` patient number ``i`` is narrated with :func:`patient_seed`
+    ``(seed, i)``, so a patient's text does not depend on which other patients are in the
+    list. With ``by="id"`` the seed comes from the patient's identifier instead (a CRC-32 of
+    it), so that the same patient gets the same words in any cohort, even alone (the
+    complete system of chapter 12 narrates this way).
     """
+    import zlib
+
+    if by not in ("position", "id"):
+        raise ValueError(f"by must be 'position' or 'id', got {by!r}")
     labs = cohort.labs
     clinical = cohort.clinical if "clinical" in cohort.tables else None
     texts = []
@@ -153,7 +160,8 @@ def narrate_cohort(cohort, seed: int = 0) -> list[str]:
         sex = age = None
         if clinical is not None:
             sex, age = clinical.at[pid, "sex"], clinical.at[pid, "age"]
-        texts.append(narrate(row, sex, age, seed=patient_seed(seed, i)))
+        key = i if by == "position" else zlib.crc32(str(pid).encode())
+        texts.append(narrate(row, sex, age, seed=patient_seed(seed, key)))
     return texts
 
 

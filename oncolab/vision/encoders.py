@@ -372,7 +372,7 @@ def lesion_crops(cohort, indices=None, size: int = 64, window: float = 0.5) -> t
     to the box (what a detector's crop does) makes every lesion look the same size. Returns
     ``(crops uint8 (N, size, size), masks bool (N, size, size))``.
     """
-    from ..detection.crops import roi_crop
+    from ..detection.crops import centred_window, roi_crop
 
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 8:
         raise ValueError(f"size must be an integer >= 8, got {size!r}")
@@ -383,10 +383,7 @@ def lesion_crops(cohort, indices=None, size: int = 64, window: float = 0.5) -> t
     masks = np.empty((len(idx), size, size), bool)
     for k, i in enumerate(idx):
         img, mask = cohort.radiograph(int(i)), cohort.lesion_mask(int(i))
-        b = cohort.boxes.iloc[int(i)]
-        half = window * img.shape[0] / 2
-        cy, cx = (b.y0 + b.y1) / 2, (b.x0 + b.x1) / 2
-        square = (cx - half, cy - half, cx + half, cy + half)
+        square = centred_window(cohort.boxes.iloc[int(i)][["x0", "y0", "x1", "y1"]].to_numpy(float), img.shape, window)
         crops[k] = roi_crop(img, square, size=size, margin=0.0)
         masks[k] = roi_crop(mask.astype(np.uint8) * 255, square, size=size, margin=0.0) > 127
     return crops, masks
