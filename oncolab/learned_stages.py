@@ -292,6 +292,12 @@ class RadiographStage:
         cam = np.mean(maps, axis=0)
         return (cam - cam.min()) / (cam.max() - cam.min() + 1e-12)
 
+    def feature_names(self) -> list[str]:
+        from .data import DIAGNOSES
+        from .stages import RADIOGRAPH_FEATURES
+
+        return list(RADIOGRAPH_FEATURES) if self.encoder == "handcrafted" else [f"CNN log p({d})" for d in DIAGNOSES]
+
     # -- save / load ---------------------------------------------------------------------
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         cfg = {"kind": self.kind, "detector": self.detector, "encoder": self.encoder, "window": self.window,
@@ -387,6 +393,11 @@ class PathologyStage:
             raise ValueError(f"patient at position {position} has no slide")
         return self._ensemble(self._scaled([bag]))[1][0], raw["coords"][position], raw["tile_size"]
 
+    def feature_names(self) -> list[str]:
+        from .data import DIAGNOSES
+
+        return [f"MIL log p({d})" for d in DIAGNOSES]
+
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         cfg = {"kind": self.kind, "epochs": self.epochs, "folds": self.folds, "hidden_dim": self.hidden_dim,
                "attention_dim": self.attention_dim, "seed": self.seed, "n_models": len(self.models),
@@ -439,6 +450,9 @@ class LabTextStage:
 
     def transform(self, texts: np.ndarray) -> np.ndarray:
         return self._embed(texts)
+
+    def feature_names(self) -> list[str]:
+        return [f"text PC{k + 1}" for k in range(self.pca.n_components)]
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         tc, ta = self.encoder.state()

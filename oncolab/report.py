@@ -2,8 +2,12 @@
 
 Taught in chapter 12 ("The complete system").
 
-The report shows, for one patient: the radiograph with the lesion box the system used and
-the slide region; the lab panel as a narrative (:func:`oncolab.text.narrate`) with the
+The report shows, for one patient: the radiograph with the lesion box the system used (the
+detector's, when it has one, beside the annotated one) and the window its CNN looked at,
+with the CNN's Grad-CAM map over that window; the slide region with the attention-MIL weight
+of every tile; the explanation record of :mod:`oncolab.explain` (integrated gradients of the
+fused model: each modality's share and the inputs that moved the prediction most, also
+written as ``<patient>_explanation.json``); the lab panel as a narrative (:func:`oncolab.text.narrate`) with the
 abnormal values listed; the genes furthest from the training average; each modality's weight
 in the fused prediction (for fusions that have weights); the predicted diagnosis with its
 probabilities; the risk group, and where the patient sits on the Kaplan-Meier curves of the
@@ -20,7 +24,7 @@ import pandas as pd
 
 from .data import DIAGNOSES, Cohort, flag_value
 
-__all__ = ["abnormal_labs", "patient_report", "top_genes"]
+__all__ = ["abnormal_labs", "explain_patient", "patient_report", "tile_attention_map", "top_genes"]
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -58,6 +62,84 @@ def top_genes(system, genes: pd.Series, k: int = 8) -> pd.DataFrame:
     return pd.DataFrame({"gene": [pre.genes[i] for i in order], "z": z[order]})
 
 
+def explain_patient(system, cohort: Cohort, features: tuple | None = None, steps: int = 32):
+    """The :class:`~oncolab.explain.ExplanationRecord` of each patient of ``cohort`` (a list),
+    or of its only patient; chapter 11's integrated gradients of the predicted class."""
+    from .explain import explanation_records, integrated_gradients
+    from .fusion import predict_model
+
+    X, mask = system.embed(cohort, features)
+    proba = predict_model(system.model, X, mask)["proba"]
+    ig = integrated_gradients(system.model, X, mask, proba.argmax(1), steps=steps)
+    recs = explanation_records(cohort.ids, proba, ig, mask, DIAGNOSES, feature_names=system.feature_names(),
+                               top_k=5)
+    return recs[0] if len(recs) == 1 else recs
+
+
+def tile_attention_map(coords, weights, tile_size: int, shape: tuple[int, int]) -> np.ndarray:
+    """A map of ``shape`` holding each tile's attention weight (scaled to a maximum of 1), 0 elsewhere."""
+    w = np.asarray(weights, float)
+    if len(w) != len(coords):
+        raise ValueError(f"{len(coords)} tiles but {len(w)} attention weights")
+    heat = np.zeros(shape[:2])
+    for (r, c), a in zip(np.asarray(coords, int), w / (w.max() if len(w) and w.max() > 0 else 1.0)):
+        heat[r:r + tile_size, c:c + tile_size] = a
+    return heat
+
+
+def _image_panels(system, p, feats: dict, target: int) -> list:
+    """Functions that each draw one image panel on an axes: radiograph with boxes, CNN window
+    with Grad-CAM, slide with tile attention (those the system's stages provide)."""
+    import matplotlib.pyplot as plt
+
+    from .detection.crops import centred_window, roi_crop
+    from .learned_stages import PathologyStage, RadiographStage
+    from .vision.gradcam import overlay
+
+    panels = []
+    rad = system.encoders.get("radiograph")
+    if p.radiograph is not None and "radiograph" in feats:
+        box, window, label = p.box, None, "annotated lesion box"
+        if isinstance(rad, RadiographStage):
+            boxes, notes = rad.boxes(feats["radiograph"])
+            box = boxes[0]
+            label = "detected box (red), annotated (green)" if rad.detector == "yolo" else label
+            window = centred_window(box, p.radiograph.shape, rad.window) if rad.encoder == "cnn" else None
+
+        def draw_radiograph(ax, box=box, window=window, label=label):
+            ax.imshow(p.radiograph, cmap="gray")
+            if p.box is not None and label.startswith("detected"):
+                x0, y0, x1, y1 = p.box
+                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.2, ls="--"))
+            if box is not None:
+                x0, y0, x1, y1 = box
+                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="red", lw=2))
+            if window is not None:
+                x0, y0, x1, y1 = window
+                ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="yellow", lw=1, ls=":"))
+            ax.set_title(f"radiograph: {label}" + ("; CNN window dotted" if window is not None else ""), fontsize=8)
+            ax.axis("off")
+        panels.append(draw_radiograph)
+        if window is not None:
+            crop = roi_crop(p.radiograph, window, rad.crop_size, margin=0.0)
+            cam = rad.grad_cam(crop, target)
+            panels.append(lambda ax: overlay(crop, cam, ax=ax, title="Grad-CAM of the CNN on its window"))
+    path = system.encoders.get("pathology")
+    if p.slide is not None and "pathology" in feats:
+        if isinstance(path, PathologyStage):
+            att, coords, t = path.attention(feats["pathology"], 0)
+            heat = tile_attention_map(coords, att, t, p.slide.shape)
+            panels.append(lambda ax: overlay(p.slide, heat, ax=ax, alpha=0.35,
+                                             title="attention-MIL weight of each tile"))
+        else:
+            def draw_slide(ax):
+                ax.imshow(p.slide)
+                ax.set_title("pathology region", fontsize=8)
+                ax.axis("off")
+            panels.append(draw_slide)
+    return panels
+
+
 def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os.PathLike,
                    reference: Cohort | None = None, reference_predictions: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/<patient_id>.md`` and its figures; return the Markdown file's path.
@@ -92,30 +174,35 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
               "patients' risk).", "", f"Modalities used: {pred['modalities_used'].replace(',', ', ')}.", ""]
     if pred.get("warnings"):
         lines += [f"Warnings: {pred['warnings']}", ""]
-    # images
+    # what the stages saw: the detector's box, the CNN window and its Grad-CAM, the MIL attention
+    sub = cohort.subset([pid])
+    feats = system._features(sub, "raise", system.modalities_)
     figs = []
-    if p.radiograph is not None:
-        fig, axes = plt.subplots(1, 2 if p.slide is not None else 1, figsize=(7, 3.5), squeeze=False)
-        ax = axes[0, 0]
-        ax.imshow(p.radiograph, cmap="gray")
-        if p.box is not None:
-            x0, y0, x1, y1 = p.box
-            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="red", lw=2))
-        ax.set_title("radiograph and lesion box")
-        ax.axis("off")
-        if p.slide is not None:
-            axes[0, 1].imshow(p.slide)
-            axes[0, 1].set_title("pathology region")
-            axes[0, 1].axis("off")
+    panels = _image_panels(system, p, feats[0], DIAGNOSES.index(pred["predicted"]))
+    if panels:
+        fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.5), squeeze=False)
+        for ax, draw in zip(axes[0], panels):
+            draw(ax)
         figs.append(("images", fig))
+    # the explanation record (integrated gradients of the fused model)
+    record = explain_patient(system, sub, feats)
+    tmp = out / f"{pid}_explanation.json.partial"
+    tmp.write_text(record.to_json())
+    os.replace(tmp, out / f"{pid}_explanation.json")
     # modality weights
     wcols = [c for c in pred.index if c.startswith("w_")]
+    mods = list(record.modality_contributions)
+    fig, ax = plt.subplots(figsize=(5, 2.6))
+    pos = np.arange(len(mods))
+    ax.barh(pos + 0.2, [record.modality_contributions[m] for m in mods], 0.4, color="tab:purple",
+            label="share of the attribution (integrated gradients)")
     if wcols:
-        fig, ax = plt.subplots(figsize=(4, 2.5))
-        ax.barh([c[2:] for c in wcols], [pred[c] for c in wcols], color="tab:blue")
-        ax.set_xlabel("weight in the fused prediction")
-        ax.set_xlim(0, 1)
-        figs.append(("weights", fig))
+        ax.barh(pos - 0.2, [pred.get(f"w_{m}", np.nan) for m in mods], 0.4, color="tab:blue",
+                label="fusion weight (attention)")
+    ax.set_yticks(pos, mods)
+    ax.set_xlim(0, 1)
+    ax.legend(fontsize=7, loc="lower right")
+    figs.append(("weights", fig))
     # Kaplan-Meier by risk group
     ref = reference if reference is not None else cohort
     rp = reference_predictions if reference_predictions is not None else system.predict(ref)
@@ -142,8 +229,15 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
         fname = f"{pid}_{name}.png"
         _save_fig(fig, out / fname)
         lines += [f"![{name}]({fname})", ""]
-    lines += ["The radiograph and slide encoders are hand-made features (box size, lesion contrast, "
-              "nuclear density); their explanation is the features themselves, so no saliency map is drawn.", ""]
+    lines += ["## Why: the explanation record", "",
+              "Share of the integrated-gradients attribution of the predicted class, by modality: "
+              + ", ".join(f"{m} {v:.2f}" for m, v in record.modality_contributions.items()) + ".", "",
+              "Inputs that moved the prediction most (attribution in logit units; positive: towards "
+              f"{pred['predicted']}):", "",
+              pd.DataFrame(record.top_features, columns=["input", "attribution"]).to_markdown(index=False,
+                                                                                             floatfmt=".3f"),
+              "", *(["Notes: " + "; ".join(record.notes), ""] if record.notes else []),
+              f"The whole record: [{pid}_explanation.json]({pid}_explanation.json).", ""]
     # labs
     if p.labs:
         lines += ["## Lab panel", ""]

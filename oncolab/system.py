@@ -52,7 +52,14 @@ from .learned_stages import (
     tile_bag,
 )
 from .omics import PCA, ClinicalPreprocessor, GenePreprocessor
-from .stages import _check_image, lab_features, radiograph_features, slide_features
+from .stages import (
+    RADIOGRAPH_FEATURES,
+    SLIDE_FEATURES,
+    _check_image,
+    lab_features,
+    radiograph_features,
+    slide_features,
+)
 
 __all__ = ["DEFAULT_CONFIG", "FORMAT_VERSION", "LEARNED_CONFIG", "OncoLabSystem", "ablation", "robustness", "cohort_from_patient", "modality_features",
            "subset_features"]
@@ -316,7 +323,15 @@ class _Scaled:
 
     kind = "scaled"
 
+    def __init__(self, names=None):
+        self.names = list(names) if names is not None else None
+
+    def feature_names(self) -> list[str]:
+        return self.names or [f"x{k + 1}" for k in range(len(self.mean_))]
+
     def fit(self, X, rows):
+        if isinstance(X, pd.DataFrame):
+            self.names = [str(c) for c in X.columns]
         X = np.asarray(X, float)[rows]
         self.mean_ = np.nanmean(X, 0)
         self.mean_ = np.where(np.isfinite(self.mean_), self.mean_, 0.0)
@@ -329,10 +344,11 @@ class _Scaled:
         return np.nan_to_num(Z, nan=0.0)
 
     def state(self):
-        return {"kind": self.kind}, {"mean": self.mean_, "std": self.std_}
+        return {"kind": self.kind, "names": self.names}, {"mean": self.mean_, "std": self.std_}
 
     def load(self, cfg, arrays):
         self.mean_, self.std_ = arrays["mean"], arrays["std"]
+        self.names = cfg.get("names") or self.names
         return self
 
 
@@ -341,6 +357,9 @@ class _Genes:
 
     def __init__(self, n_components: int | None):
         self.n_components = n_components
+
+    def feature_names(self) -> list[str]:
+        return list(self.pre.genes) if self.pca is None else [f"PC{k + 1}" for k in range(self.pca.n_components)]
 
     def fit(self, X, rows):
         self.pre = GenePreprocessor().fit(X.iloc[rows])
@@ -381,6 +400,9 @@ class _Clinical:
         self.pre = ClinicalPreprocessor().fit(X.iloc[rows])
         return self
 
+    def feature_names(self) -> list[str]:
+        return self.pre.feature_names()
+
     def transform(self, X):
         return self.pre.one_hot(X)
 
@@ -407,7 +429,7 @@ def _make_encoder(modality: str, cfg: dict):
         return _Genes(cfg["gene_components"] if cfg["genes_encoder"] == "pca" else None)
     if modality == "clinical":
         return _Clinical()
-    return _Scaled()
+    return _Scaled({"radiograph": RADIOGRAPH_FEATURES, "pathology": SLIDE_FEATURES}.get(modality))
 
 
 # --------------------------------------------------------------------------------------------
@@ -538,6 +560,11 @@ class OncoLabSystem:
         self._check_fitted()
         feats, presence, _ = features if features is not None else self._features(cohort, "raise", self.modalities_)
         return self._embed(feats, presence.reindex(columns=self.modalities_, fill_value=False))
+
+    def feature_names(self) -> dict[str, list[str]]:
+        """The name of every input of the fusion model, ``{modality: [names]}`` (for explanations)."""
+        self._check_fitted()
+        return {m: [f"{m}: {n}" for n in self.encoders[m].feature_names()] for m in self.modalities_}
 
     def _check_fitted(self):
         if self.model is None:
