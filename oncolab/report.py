@@ -103,7 +103,7 @@ def _image_panels(system, p, feats: dict, target: int) -> list:
         if isinstance(rad, RadiographStage):
             boxes, notes = rad.boxes(feats["radiograph"])
             box = boxes[0]
-            label = "detected box (red), annotated (green)" if rad.detector == "yolo" else label
+            label = "detected box (red),\nannotated (green dashed)" if rad.detector == "yolo" else label
             window = centred_window(box, p.radiograph.shape, rad.window) if rad.encoder == "cnn" else None
 
         def draw_radiograph(ax, box=box, window=window, label=label):
@@ -117,7 +117,8 @@ def _image_panels(system, p, feats: dict, target: int) -> list:
             if window is not None:
                 x0, y0, x1, y1 = window
                 ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="yellow", lw=1, ls=":"))
-            ax.set_title(f"radiograph: {label}" + ("; CNN window dotted" if window is not None else ""), fontsize=8)
+            ax.set_title(f"radiograph: {label}" + (",\nCNN window (yellow dotted)" if window is not None else ""),
+                         fontsize=8)
             ax.axis("off")
         panels.append(draw_radiograph)
         if window is not None:

@@ -195,7 +195,10 @@ def _as_nchw(images) -> torch.Tensor:
         arr = arr[..., :3]
     if arr.dtype == np.uint16 or arr.dtype.kind == "b":
         raise ValueError(f"images must be uint8 or floating point in [0, 1], got dtype {arr.dtype}")
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+    arr = np.ascontiguousarray(arr)
+    if not arr.flags.writeable:  # e.g. a view of a PIL image; torch wants memory it may write
+        arr = arr.copy()
+    return torch.from_numpy(arr).permute(0, 3, 1, 2)
 
 
 def to_model_input(images, model: nn.Module | None = None, in_chans: int | None = None,
