@@ -79,8 +79,12 @@ def cmd_run(args) -> int:
     parts = train_val_test_split(cohort, seed=args.seed)
     train = np.sort(np.concatenate([parts["train"], parts["val"]]))
     test = parts["test"]
-    config = {"fusion": args.fusion, "epochs": args.epochs, "seed": args.seed, "progress": not args.quiet,
+    config = {"epochs": args.epochs, "seed": args.seed, "progress": not args.quiet,
               **(LEARNED_CONFIG if args.stages == "learned" else {})}
+    if args.fusion:
+        config["fusion"] = args.fusion
+    if args.stages == "learned":
+        config.update(detector_epochs=args.detector_epochs, cnn_epochs=args.cnn_epochs, mil_epochs=args.mil_epochs)
     timings = {}
     t = time.perf_counter()
     features = modality_features(cohort, progress=not args.quiet, config=config)
@@ -114,6 +118,15 @@ def cmd_run(args) -> int:
                              for m in abl["modalities"]]
         _write_csv(abl, out / "ablation.csv", index=False)
         print("\nablation (held-out test patients):\n" + abl.to_string(index=False, float_format="%.3f"))
+    vals = metrics.set_index("metric")["value"]
+    gaps = {"auc_over_bayes": vals["macro_auc"] / oracle["bayes_auc"],
+            "c_index_over_oracle": vals["c_index"] / oracle["c_index"]}
+    if not args.no_ablation:
+        singles = abl[~abl["modalities"].isin(["all"]) & ~abl["modalities"].str.contains("\\+")]
+        best = singles.loc[singles["macro_auc"].idxmax()]
+        gaps.update(best_single=str(best["modalities"]), auc_over_best_single=vals["macro_auc"] - best["macro_auc"])
+    print("\nfusion against the references: " + ", ".join(
+        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in gaps.items()))
     reports = []
     for i in range(min(args.reports, len(test))):
         reports.append(str(patient_report(system, test_cohort, i, out / "reports", reference=test_cohort,
@@ -122,6 +135,7 @@ def cmd_run(args) -> int:
     summary = {"n_patients": args.n_patients, "seed": args.seed, "image_size": args.image_size,
                "slide_size": args.slide_size, "n_train": int(len(train)), "n_test": int(len(test)),
                "config": system.config, "timings": timings, "save_load_identical": same, "reports": reports,
+               "against_references": gaps,
                "oracle_test": {k: oracle[k] for k in ("bayes_auc", "bayes_accuracy", "c_index", "c_index_signals")}}
     _write_json(summary, out / "run.json")
     print(f"\nsave/load gives identical predictions: {same}")
@@ -176,13 +190,20 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="train and evaluate the whole system; write metrics, ablation, model, reports")
     cohort_args(sp)
     sp.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    sp.add_argument("--fusion", default="attention",
+    sp.add_argument("--fusion", default=None,
                     choices=["early", "late", "gated", "attention", "bilinear", "crossattn"],
-                    help="fusion strategy of the main model (default attention)")
+                    help="fusion strategy of the main model (default: late with the learned stages, whose "
+                         "log-probabilities add up as evidence; attention with the hand-made ones)")
     sp.add_argument("--stages", default="learned", choices=["learned", "handcrafted"],
                     help="learned: YOLO detector, CNN on the lesion window, attention-MIL over slide tiles, "
                          "lab narratives through TF-IDF (minutes); handcrafted: measurements of the annotated "
                          "box, the slide's nuclei and the numeric lab panel (seconds). Default learned")
+    sp.add_argument("--detector-epochs", type=_positive, default=12,
+                    help="YOLO training epochs of the learned stages (default 12)")
+    sp.add_argument("--cnn-epochs", type=_positive, default=15,
+                    help="training epochs of each cross-fitted radiograph CNN (default 15)")
+    sp.add_argument("--mil-epochs", type=_positive, default=40,
+                    help="training epochs of each cross-fitted attention-MIL model (default 40)")
     sp.add_argument("--epochs", type=_positive, default=400, help="maximum training epochs (early stopping; default 400)")
     sp.add_argument("--n-boot", type=_non_negative, default=200, help="bootstrap resamples for the intervals (default 200)")
     sp.add_argument("--reports", type=_non_negative, default=3, help="patient reports to write (default 3)")

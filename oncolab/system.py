@@ -111,8 +111,13 @@ CHOICES = {
 }
 RISK_GROUPS = ("low", "intermediate", "high")
 LEARNED_CONFIG: dict[str, Any] = {"detector": "yolo", "radiograph_encoder": "cnn", "pathology_encoder": "mil",
-                                  "labs_encoder": "text"}
-"""The stages of chapters 2-6 in place of the hand-made ones: ``OncoLabSystem(LEARNED_CONFIG)``."""
+                                  "labs_encoder": "text", "fusion": "late"}
+"""The stages of chapters 2-6 in place of the hand-made ones: ``OncoLabSystem(LEARNED_CONFIG)``.
+
+Its fusion is ``"late"``: the CNN and MIL stages hand over class log-probabilities, which are
+evidence that should *add up* across modalities (as log-likelihoods do); per-modality heads
+summed (late fusion) do that, whereas attention fusion takes a weighted *average* of the
+modalities and so cannot grow more confident when they agree."""
 STAGE_KEYS = ("detector", "radiograph_encoder", "pathology_encoder", "labs_encoder", "genes_encoder",
               "gene_components", "clinical_encoder", "crop_window", "crop_size", "cnn_epochs", "detector_epochs",
               "detector_imgsz", "mil_epochs", "tile_size", "text_components", "folds", "seed")

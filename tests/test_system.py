@@ -118,10 +118,12 @@ def test_report_and_cli(fitted, small_cohort, tmp_path):
     assert (tmp_path / "rep" / "P00080_km.png").stat().st_size > 1000
     out = tmp_path / "run"
     rc = main(["run", "--n-patients", "60", "--seed", "1", "--image-size", "64", "--slide-size", "64",
-               "--out", str(out), "--epochs", "20", "--n-boot", "5", "--reports", "1", "--no-ablation", "--quiet"])
+               "--out", str(out), "--epochs", "20", "--n-boot", "5", "--reports", "1", "--no-ablation", "--quiet",
+               "--stages", "handcrafted"])
     assert rc == 0
     summary = json.loads((out / "run.json").read_text())
     assert summary["save_load_identical"] is True
+    assert summary["config"]["fusion"] == "attention" and summary["config"]["detector"] == "annotated"
     assert (out / "metrics.csv").is_file()
     assert main(["report", "--model", str(out), "--patient", "3", "--out", str(tmp_path / "r2")]) == 0
     assert (tmp_path / "r2" / "P00003.md").is_file()
@@ -137,3 +139,30 @@ def test_same_seed_same_predictions(fitted, small_cohort):
     f_test = subset_features(feats, test)
     pd.testing.assert_frame_equal(s.predict(small_cohort.subset(test), features=f_test),
                                   again.predict(small_cohort.subset(test), features=f_test))
+
+
+@pytest.mark.slow
+def test_cli_learned_stages(tmp_path):
+    """The default `oncolab run` composes the learned stages; short schedules keep this quick."""
+    from oncolab.cli import main
+
+    out = tmp_path / "run"
+    rc = main(["run", "--n-patients", "80", "--seed", "2", "--image-size", "64", "--slide-size", "128",
+               "--out", str(out), "--epochs", "20", "--n-boot", "20", "--reports", "1", "--quiet",
+               "--detector-epochs", "1", "--cnn-epochs", "1", "--mil-epochs", "2", "--fusion", "early"])
+    assert rc == 0
+    summary = json.loads((out / "run.json").read_text())
+    cfg = summary["config"]
+    assert (cfg["detector"], cfg["radiograph_encoder"], cfg["pathology_encoder"], cfg["labs_encoder"]) == \
+        ("yolo", "cnn", "mil", "text")
+    assert (cfg["fusion"], cfg["cnn_epochs"], cfg["detector_epochs"], cfg["mil_epochs"]) == ("early", 1, 1, 2)
+    assert summary["save_load_identical"] is True
+    refs = summary["against_references"]
+    assert refs["best_single"] in ("radiograph", "pathology", "labs", "genes", "clinical")
+    abl = pd.read_csv(out / "ablation.csv")
+    assert set(abl["modalities"]) >= {"radiograph", "pathology", "labs", "genes", "clinical", "all"}
+    best = abl[abl["modalities"] == refs["best_single"]]["macro_auc"].iloc[0]
+    fused = pd.read_csv(out / "metrics.csv").set_index("metric").at["macro_auc", "value"]
+    assert refs["auc_over_best_single"] == pytest.approx(fused - best)
+    pid = summary["reports"][0].rsplit("/", 1)[-1][:-3]
+    assert (out / "reports" / f"{pid}_explanation.json").is_file()
