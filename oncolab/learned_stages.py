@@ -71,6 +71,15 @@ def _quiet_ultralytics(quiet: bool):
         LOGGER.setLevel(level)
 
 
+def _folds(folds: list, desc: str, progress: bool):
+    """The cross-fitting folds, with a progress bar when asked."""
+    if not progress:
+        return folds
+    from tqdm.auto import tqdm
+
+    return tqdm(folds, desc=desc, leave=False)
+
+
 def _log(p: np.ndarray) -> np.ndarray:
     return np.log(np.clip(p, 1e-6, 1.0))
 
@@ -255,7 +264,8 @@ class RadiographStage:
         crops = self.crops(raw, boxes)
         Z = np.zeros((len(crops), 3))
         self.models = []
-        for k, (fit_rows, held) in enumerate(crossfit_folds(rows, y, self.folds, self.seed)):
+        folds = crossfit_folds(rows, y, self.folds, self.seed)
+        for k, (fit_rows, held) in enumerate(_folds(folds, "radiograph CNN folds", self.progress)):
             model = self._new_cnn(k)
             train_classifier(model, crops[fit_rows], y[fit_rows], epochs=self.epochs, seed=self.seed + k)
             Z[held] = _log(predict_proba(model, crops[held]))
@@ -342,7 +352,7 @@ class PathologyStage:
     def __init__(self, epochs: int = 40, folds: int = 3, hidden_dim: int = 32, attention_dim: int = 16,
                  seed: int = 0, progress: bool = False):
         self.epochs, self.folds, self.hidden_dim, self.attention_dim = int(epochs), int(folds), int(hidden_dim), int(attention_dim)
-        self.seed = int(seed)
+        self.seed, self.progress = int(seed), bool(progress)
         self.models: list = []
 
     def _scaled(self, bags) -> list:
@@ -360,7 +370,8 @@ class PathologyStage:
         sb = self._scaled(bags)
         Z = np.zeros((len(bags), 3))
         self.models = []
-        for k, (fit_rows, held) in enumerate(crossfit_folds(rows, y, self.folds, self.seed)):
+        folds = crossfit_folds(rows, y, self.folds, self.seed)
+        for k, (fit_rows, held) in enumerate(_folds(folds, "attention-MIL folds", self.progress)):
             m = fit_mil([sb[i] for i in fit_rows], y[fit_rows], n_classes=3, epochs=self.epochs,
                         hidden_dim=self.hidden_dim, attention_dim=self.attention_dim, seed=self.seed + k)
             Z[held] = _log(predict_mil(m, [sb[i] for i in held])[0])
