@@ -14,7 +14,8 @@ per patient that the fusion model of chapter 10 reads:
   :func:`oncolab.vision.tile_features` -> gated attention-MIL -> class log-probabilities,
   and one attention weight per tile (the report draws them);
 * :class:`LabTextStage`: the lab panel narrated as text (:func:`oncolab.text.narrate_cohort`,
-  seeded by patient id) -> TF-IDF -> PCA.
+  seeded by patient id) -> TF-IDF, a tiny BERT pretrained on the training narratives, or
+  BioBERT from the hub -> PCA.
 
 Cross-fitting
 -------------
@@ -431,30 +432,57 @@ class PathologyStage:
 # labs: narrative -> TF-IDF -> PCA
 # --------------------------------------------------------------------------------------------
 class LabTextStage:
-    """Lab narrative -> TF-IDF (fitted on training narratives) -> PCA to ``components`` scaled values."""
+    """Lab narrative -> text encoder -> PCA to ``components`` values, each scaled to unit variance.
+
+    ``model``: ``"tfidf"`` (:class:`oncolab.text.TfidfEncoder`, fitted on the training
+    narratives), ``"bert"`` (:class:`oncolab.text.TinyBertEncoder`, its WordPiece vocabulary and
+    masked-language-model pretraining on the training narratives, ``bert_epochs`` epochs) or
+    ``"biobert"`` (:class:`oncolab.text.BioBertEncoder`: pretrained, from the hub; needs a
+    network, and a saved system stores its name, not its weights). None of them sees a label,
+    so the stage needs no cross-fitting.
+    """
 
     kind = "labs_text"
+    MODELS = ("tfidf", "bert", "biobert")
 
-    def __init__(self, components: int = 16, seed: int = 0, progress: bool = False):
-        self.components, self.seed = int(components), int(seed)
+    def __init__(self, components: int = 16, model: str = "tfidf", bert_epochs: int = 10, seed: int = 0,
+                 progress: bool = False):
+        if model not in self.MODELS:
+            raise ValueError(f"lab text model must be one of {list(self.MODELS)}, got {model!r}")
+        self.components, self.model, self.bert_epochs, self.seed = int(components), model, int(bert_epochs), int(seed)
 
-    def _tfidf(self, texts) -> np.ndarray:
+    def _new_encoder(self):
+        from .text import BioBertEncoder, TfidfEncoder, TinyBertEncoder
+
+        if self.model == "tfidf":
+            return TfidfEncoder()
+        if self.model == "bert":
+            return TinyBertEncoder(epochs=self.bert_epochs)
+        return BioBertEncoder()
+
+    def _encoder_class(self):
+        from .text import BioBertEncoder, TfidfEncoder, TinyBertEncoder
+
+        return {"tfidf": TfidfEncoder, "bert": TinyBertEncoder, "biobert": BioBertEncoder}[self.model]
+
+    def _encode(self, texts) -> np.ndarray:
         return self.encoder.encode([t for t in texts if t is not None]).astype(np.float64)
 
     def _embed(self, texts) -> np.ndarray:
         Z = np.zeros((len(texts), self.pca.n_components))
         idx = np.flatnonzero(_present(texts))
         if len(idx):
-            Z[idx] = self.pca.transform(self._tfidf(texts[idx])) / self.scale_
+            Z[idx] = self.pca.transform(self._encode(texts[idx])) / self.scale_
         return Z
 
     def fit_transform(self, texts: np.ndarray, rows: np.ndarray, y: np.ndarray) -> np.ndarray:
         from .omics import PCA
-        from .text import TfidfEncoder
 
         fit_texts = [texts[i] for i in rows]
-        self.encoder = TfidfEncoder().fit(fit_texts, seed=self.seed)
-        T = self._tfidf(fit_texts)
+        self.encoder = self._new_encoder()
+        if not self.encoder.fitted:
+            self.encoder.fit(fit_texts, seed=self.seed)
+        T = self._encode(fit_texts)
         self.pca = PCA(min(self.components, *T.shape)).fit(T)
         self.scale_ = np.sqrt(np.maximum(self.pca.explained_variance_, 1e-12))
         return self._embed(texts)
@@ -463,20 +491,20 @@ class LabTextStage:
         return self._embed(texts)
 
     def feature_names(self) -> list[str]:
-        return [f"text PC{k + 1}" for k in range(self.pca.n_components)]
+        return [f"{self.model} PC{k + 1}" for k in range(self.pca.n_components)]
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        tc, ta = self.encoder.state()
+        ec, ea = self.encoder.state()
         pc, pa = self.pca.state()
-        arrays = {**{f"tfidf.{k}": v for k, v in ta.items()}, **{f"pca.{k}": v for k, v in pa.items()},
+        arrays = {**{f"enc.{k}": v for k, v in ea.items()}, **{f"pca.{k}": v for k, v in pa.items()},
                   "scale": self.scale_}
-        return {"kind": self.kind, "components": self.components, "seed": self.seed, "tfidf": tc, "pca": pc}, arrays
+        return {"kind": self.kind, "model": self.model, "components": self.components, "seed": self.seed,
+                "encoder": ec, "pca": pc}, arrays
 
     def load(self, cfg: dict, arrays: dict[str, np.ndarray]) -> LabTextStage:
         from .omics import PCA
-        from .text import TfidfEncoder
 
-        self.encoder = TfidfEncoder.from_state(cfg["tfidf"], _prefixed(arrays, "tfidf."))
+        self.encoder = self._encoder_class().from_state(cfg["encoder"], _prefixed(arrays, "enc."))
         self.pca = PCA.from_state(cfg["pca"], _prefixed(arrays, "pca."))
         self.scale_ = arrays["scale"]
         return self

@@ -70,7 +70,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "detector": "annotated",          # "annotated": the cohort's lesion boxes; "yolo": a detector trained in fit
     "radiograph_encoder": "handcrafted",   # or "cnn": small ResNet on a window around the box
     "pathology_encoder": "handcrafted",    # or "mil": attention-MIL over tile features
-    "labs_encoder": "numeric",             # or "text": narrative -> TF-IDF -> PCA
+    "labs_encoder": "numeric",             # or narrative -> "tfidf" | "bert" (tiny, pretrained in fit) | "biobert"
     "crop_window": 0.5,               # CNN window side, as a fraction of the radiograph's side
     "crop_size": 64,                  # CNN input pixels
     "cnn_epochs": 15,
@@ -79,6 +79,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "mil_epochs": 40,
     "tile_size": 64,
     "text_components": 16,
+    "bert_epochs": 10,                # masked-language-model pretraining of labs_encoder="bert"
     "folds": 3,                       # cross-fitting folds of the CNN and MIL stages
     "genes_encoder": "pca",           # "pca" or "scaled" (all genes, standardised)
     "gene_components": 16,
@@ -102,7 +103,7 @@ CHOICES = {
     "detector": ("annotated", "yolo"),
     "radiograph_encoder": ("handcrafted", "cnn"),
     "pathology_encoder": ("handcrafted", "mil"),
-    "labs_encoder": ("numeric", "text"),
+    "labs_encoder": ("numeric", "tfidf", "bert", "biobert"),
     "genes_encoder": ("pca", "scaled"),
     "clinical_encoder": ("onehot",),
     "fusion": ("early", "late", "gated", "attention", "bilinear", "crossattn"),
@@ -111,7 +112,7 @@ CHOICES = {
 }
 RISK_GROUPS = ("low", "intermediate", "high")
 LEARNED_CONFIG: dict[str, Any] = {"detector": "yolo", "radiograph_encoder": "cnn", "pathology_encoder": "mil",
-                                  "labs_encoder": "text", "fusion": "late"}
+                                  "labs_encoder": "tfidf", "fusion": "late"}
 """The stages of chapters 2-6 in place of the hand-made ones: ``OncoLabSystem(LEARNED_CONFIG)``.
 
 Its fusion is ``"late"``: the CNN and MIL stages hand over class log-probabilities, which are
@@ -120,7 +121,7 @@ summed (late fusion) do that, whereas attention fusion takes a weighted *average
 modalities and so cannot grow more confident when they agree."""
 STAGE_KEYS = ("detector", "radiograph_encoder", "pathology_encoder", "labs_encoder", "genes_encoder",
               "gene_components", "clinical_encoder", "crop_window", "crop_size", "cnn_epochs", "detector_epochs",
-              "detector_imgsz", "mil_epochs", "tile_size", "text_components", "folds", "seed")
+              "detector_imgsz", "mil_epochs", "tile_size", "text_components", "bert_epochs", "folds", "seed")
 
 
 def _check_config(config: dict | None) -> dict[str, Any]:
@@ -138,7 +139,8 @@ def _check_config(config: dict | None) -> dict[str, Any]:
         raise ValueError(f"modalities must be a non-empty list drawn from {list(MODALITIES)}, got {mods!r}")
     cfg["modalities"] = [m for m in MODALITIES if m in mods]
     for key in ("epochs", "hidden", "gene_components", "patience", "seed", "crop_size", "cnn_epochs",
-                "detector_epochs", "detector_imgsz", "mil_epochs", "tile_size", "text_components", "folds"):
+                "detector_epochs", "detector_imgsz", "mil_epochs", "tile_size", "text_components", "bert_epochs",
+                "folds"):
         v = cfg[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < (0 if key == "seed" else 1):
             raise ValueError(f"{key} must be a positive integer, got {v!r}")
@@ -209,7 +211,7 @@ def _learned(cfg: dict, modality: str) -> bool:
     if modality == "pathology":
         return cfg["pathology_encoder"] == "mil"
     if modality == "labs":
-        return cfg["labs_encoder"] == "text"
+        return cfg["labs_encoder"] != "numeric"
     return False
 
 
@@ -429,7 +431,7 @@ def _make_encoder(modality: str, cfg: dict):
                                    **common)
         if modality == "pathology":
             return PathologyStage(cfg["mil_epochs"], cfg["folds"], **common)
-        return LabTextStage(cfg["text_components"], **common)
+        return LabTextStage(cfg["text_components"], cfg["labs_encoder"], cfg["bert_epochs"], **common)
     if modality == "genes":
         return _Genes(cfg["gene_components"] if cfg["genes_encoder"] == "pca" else None)
     if modality == "clinical":

@@ -79,7 +79,7 @@ def test_save_load_round_trip_keeps_every_learned_weight(learned, tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     arrays = load_file(str(tmp_path / "m" / "model.safetensors"))
     keys = list(arrays)
-    for prefix in ("stage.radiograph.yolo.", "stage.pathology.mil0.", "stage.labs.tfidf.idf", "stage.labs.pca.",
+    for prefix in ("stage.radiograph.yolo.", "stage.pathology.mil0.", "stage.labs.enc.idf", "stage.labs.pca.",
                    "model.", "risk_cuts"):
         assert any(k.startswith(prefix) for k in keys), prefix
     for k in range(CFG["folds"]):
@@ -267,6 +267,44 @@ def test_tfidf_state_round_trip(learned):
         TfidfEncoder().state()
 
 
+def test_tiny_bert_lab_text_stage_round_trip(learned):
+    """labs_encoder="bert": WordPiece + MLM pretraining in fit; saved as JSON + arrays, encodes the same."""
+    from oncolab.learned_stages import LabTextStage
+    from oncolab.text import TinyBertEncoder
+
+    texts = lab_text_raw(learned.cohort.subset(np.arange(40)))
+    texts[3] = None                                    # a patient without labs gets a zero row
+    stage = LabTextStage(components=4, model="bert", bert_epochs=1, seed=0)
+    Z = stage.fit_transform(texts, np.array([i for i in range(30) if i != 3]), None)
+    assert Z.shape == (40, 4) and np.all(Z[3] == 0) and np.abs(Z[30:]).sum() > 0
+    assert isinstance(stage.encoder, TinyBertEncoder) and stage.feature_names()[0] == "bert PC1"
+    cfg, arrays = stage.state()
+    assert any(k.startswith("enc.bert.") for k in arrays)
+    back = LabTextStage(components=4, model="bert").load(json.loads(json.dumps(cfg)), arrays)
+    np.testing.assert_allclose(back.transform(texts), stage.transform(texts), atol=1e-5)
+    np.testing.assert_allclose(stage.transform(texts)[30:], Z[30:], atol=1e-6)  # unsupervised: no cross-fitting
+    bad = {k: v for k, v in arrays.items() if not k.endswith("query.weight")}
+    with pytest.raises(ValueError, match="BERT weights do not fit"):
+        LabTextStage(components=4, model="bert").load(cfg, bad)
+    with pytest.raises(ValueError, match="lab text model must be one of"):
+        LabTextStage(model="gpt")
+
+
+def test_biobert_lab_text_stage_fails_fast_offline(monkeypatch):
+    import time
+
+    from oncolab.env import HubUnavailableError
+    from oncolab.learned_stages import LabTextStage
+
+    monkeypatch.setenv("ONCOLAB_OFFLINE", "1")
+    stage = LabTextStage(model="biobert")
+    texts = np.array(["ALP 120 U/L, normal."] * 4, dtype=object)
+    t0 = time.perf_counter()
+    with pytest.raises(HubUnavailableError):
+        stage.fit_transform(texts, np.arange(4), None)
+    assert time.perf_counter() - t0 < 5
+
+
 # --------------------------------------------------------------------------------------------
 # windows, YOLO datasets, narratives
 # --------------------------------------------------------------------------------------------
@@ -367,7 +405,7 @@ def test_narrate_cohort_by_id_does_not_depend_on_the_cohort(learned):
     ("detector", "rcnn", "'annotated', 'yolo'"),
     ("radiograph_encoder", "vit", "'handcrafted', 'cnn'"),
     ("pathology_encoder", "clam", "'handcrafted', 'mil'"),
-    ("labs_encoder", "bert", "'numeric', 'text'"),
+    ("labs_encoder", "gpt", "'numeric', 'tfidf', 'bert', 'biobert'"),
 ])
 def test_unknown_stage_choice_lists_the_choices(key, value, allowed):
     with pytest.raises(ValueError, match=f"{key}='{value}' is not available; expected one of \\[{allowed}\\]"):

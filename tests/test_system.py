@@ -154,7 +154,7 @@ def test_cli_learned_stages(tmp_path):
     summary = json.loads((out / "run.json").read_text())
     cfg = summary["config"]
     assert (cfg["detector"], cfg["radiograph_encoder"], cfg["pathology_encoder"], cfg["labs_encoder"]) == \
-        ("yolo", "cnn", "mil", "text")
+        ("yolo", "cnn", "mil", "tfidf")
     assert (cfg["fusion"], cfg["cnn_epochs"], cfg["detector_epochs"], cfg["mil_epochs"]) == ("early", 1, 1, 2)
     assert summary["save_load_identical"] is True
     refs = summary["against_references"]

@@ -160,6 +160,41 @@ class TinyBertEncoder(TextEncoder):
 
         return embed_texts(self.model, self.tokenizer, texts, pooling=self.pooling, max_length=self.max_length)
 
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(config, arrays)``: the settings, the tokenizer and BERT configuration as JSON, the
+        weights as arrays. :meth:`from_state` rebuilds the encoder without pickle (chapter 12)."""
+        import json
+
+        if not self.fitted:
+            raise RuntimeError("the tiny BERT encoder is not fitted: call fit(texts) first")
+        cfg = {"vocab_size": self.vocab_size, "hidden_size": self.hidden_size, "num_layers": self.num_layers,
+               "num_heads": self.num_heads, "epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr,
+               "pooling": self.pooling, "max_length": self.max_length,
+               "tokenizer": self.tokenizer.backend_tokenizer.to_str(),
+               "bert": json.loads(self.model.config.to_json_string())}
+        return cfg, {k: v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+
+    @classmethod
+    def from_state(cls, cfg: dict, arrays: dict[str, np.ndarray]) -> TinyBertEncoder:
+        """The encoder :meth:`state` described; it encodes exactly as the saved one did."""
+        import torch
+        from transformers import BertConfig, BertForMaskedLM
+
+        from .tokenizer import tokenizer_from_json
+
+        keys = ("vocab_size", "hidden_size", "num_layers", "num_heads", "epochs", "batch_size", "lr", "pooling",
+                "max_length")
+        enc = cls(**{k: cfg[k] for k in keys})
+        enc.tokenizer = tokenizer_from_json(cfg["tokenizer"])
+        enc.model = BertForMaskedLM(BertConfig.from_dict(cfg["bert"]))
+        try:
+            enc.model.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in arrays.items()}, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"the saved BERT weights do not fit its configuration: {str(e).splitlines()[0]}") from e
+        enc.model.eval()
+        enc.fitted = True
+        return enc
+
 
 class BioBertEncoder(TextEncoder):
     """BioBERT (or any BERT-like hub model) through ``AutoTokenizer`` / ``AutoModel``.
@@ -185,6 +220,7 @@ class BioBertEncoder(TextEncoder):
         from transformers import AutoModel, AutoTokenizer
 
         self.device = get_device(device)
+        self.model_name = str(model)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModel.from_pretrained(model).to(self.device).eval()
         self.pooling, self.max_length, self.batch_size = pooling, max_length, batch_size
@@ -204,6 +240,16 @@ class BioBertEncoder(TextEncoder):
                     m = enc["attention_mask"].unsqueeze(-1).to(h.dtype)
                     out.append(((h * m).sum(1) / m.sum(1)).cpu())
         return torch.cat(out).numpy()
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """The model's name and settings: the weights stay on the hub (or in the local folder)."""
+        return {"model": self.model_name, "pooling": self.pooling, "max_length": self.max_length,
+                "batch_size": self.batch_size}, {}
+
+    @classmethod
+    def from_state(cls, cfg: dict, arrays: dict[str, np.ndarray]) -> BioBertEncoder:
+        """Load the named model again (from the hub: needs a network, or from its local folder)."""
+        return cls(cfg["model"], cfg["pooling"], cfg["max_length"], cfg["batch_size"])
 
 
 def lab_text_embeddings(cohort, encoder: TextEncoder | None = None, seed: int = 0,

@@ -179,8 +179,6 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int = 800, min_frequency: 
         processors,
         trainers,
     )
-    from transformers import PreTrainedTokenizerFast
-
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, not one string")
     texts = list(texts)
@@ -213,5 +211,26 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int = 800, min_frequency: 
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
     tok.decoder = decoders.WordPiece(prefix="##")
+    return _bert_tokenizer(tok)
+
+
+def _bert_tokenizer(tok):
+    from transformers import PreTrainedTokenizerFast
+
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
                                    cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def tokenizer_from_json(text: str):
+    """A tokenizer of :func:`train_wordpiece` back from ``tokenizer.backend_tokenizer.to_str()``.
+
+    The JSON holds the vocabulary and the normalising, splitting and template rules: data only,
+    so a saved model (chapter 12) keeps its tokenizer without pickle.
+    """
+    from tokenizers import Tokenizer
+
+    try:
+        tok = Tokenizer.from_str(text)
+    except Exception as e:  # the library raises its own exception type for malformed JSON
+        raise ValueError(f"not a saved tokenizer: {e}") from e
+    return _bert_tokenizer(tok)
