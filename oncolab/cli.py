@@ -84,7 +84,8 @@ def cmd_run(args) -> int:
     if args.fusion:
         config["fusion"] = args.fusion
     if args.stages == "learned":
-        config.update(detector_epochs=args.detector_epochs, cnn_epochs=args.cnn_epochs, mil_epochs=args.mil_epochs)
+        config.update(detector_epochs=args.detector_epochs, cnn_epochs=args.cnn_epochs, mil_epochs=args.mil_epochs,
+                      labs_encoder=args.labs_encoder)
     timings = {}
     t = time.perf_counter()
     features = modality_features(cohort, progress=not args.quiet, config=config)
@@ -195,9 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fusion strategy of the main model (default: late with the learned stages, whose "
                          "log-probabilities add up as evidence; attention with the hand-made ones)")
     sp.add_argument("--stages", default="learned", choices=["learned", "handcrafted"],
-                    help="learned: YOLO detector, CNN on the lesion window, attention-MIL over slide tiles, "
-                         "lab narratives through TF-IDF (minutes); handcrafted: measurements of the annotated "
-                         "box, the slide's nuclei and the numeric lab panel (seconds). Default learned")
+                    help="learned (default): YOLO detector, CNN on the lesion window, attention-MIL over slide "
+                         "tiles, lab narratives as text; handcrafted: measurements of the annotated box, the "
+                         "slide's nuclei and the numeric lab panel (about a third of the time)")
+    sp.add_argument("--labs-encoder", default="tfidf", choices=["tfidf", "bert", "biobert", "numeric"],
+                    help="with the learned stages: how the lab narrative is encoded (tfidf, default; bert: a tiny "
+                         "BERT pretrained on the training narratives, a few minutes more; biobert: from the "
+                         "hub, needs a network) or numeric (the values themselves)")
     sp.add_argument("--detector-epochs", type=_positive, default=12,
                     help="YOLO training epochs of the learned stages (default 12)")
     sp.add_argument("--cnn-epochs", type=_positive, default=15,
