@@ -199,7 +199,7 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
             label="share of the attribution (integrated gradients)")
     if wcols:
         ax.barh(pos - 0.2, [pred.get(f"w_{m}", np.nan) for m in mods], 0.4, color="tab:blue",
-                label="fusion weight (attention)")
+                label="fusion weight")
     ax.set_yticks(pos, mods)
     ax.set_xlim(0, 1)
     ax.legend(fontsize=7, loc="lower right")
