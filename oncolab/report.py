@@ -87,16 +87,17 @@ def tile_attention_map(coords, weights, tile_size: int, shape: tuple[int, int]) 
     return heat
 
 
-def _image_panels(system, p, feats: dict, target: int) -> list:
+def _image_panels(system, p, feats: dict, target: int, lesion_mask=None) -> tuple[list, bool | None]:
     """Functions that each draw one image panel on an axes: radiograph with boxes, CNN window
-    with Grad-CAM, slide with tile attention (those the system's stages provide)."""
+    with Grad-CAM, slide with tile attention (those the system's stages provide); and whether
+    the Grad-CAM map peaks on the lesion (chapter 2's pointing game; None without a mask)."""
     import matplotlib.pyplot as plt
 
     from .detection.crops import centred_window, roi_crop
     from .learned_stages import PathologyStage, RadiographStage
-    from .vision.gradcam import overlay
+    from .vision.gradcam import overlay, pointing_game
 
-    panels = []
+    panels, hit = [], None
     rad = system.encoders.get("radiograph")
     if p.radiograph is not None and "radiograph" in feats:
         box, window, label = p.box, None, "annotated lesion box"
@@ -124,6 +125,9 @@ def _image_panels(system, p, feats: dict, target: int) -> list:
         if window is not None:
             crop = roi_crop(p.radiograph, window, rad.crop_size, margin=0.0)
             cam = rad.grad_cam(crop, target)
+            if lesion_mask is not None:
+                cut = roi_crop(np.asarray(lesion_mask, np.uint8) * 255, window, rad.crop_size, margin=0.0) > 127
+                hit = bool(pointing_game(cam[None], cut[None])["hits"][0])
             panels.append(lambda ax: overlay(crop, cam, ax=ax, title="Grad-CAM of the CNN on its window"))
     path = system.encoders.get("pathology")
     if p.slide is not None and "pathology" in feats:
@@ -138,7 +142,7 @@ def _image_panels(system, p, feats: dict, target: int) -> list:
                 ax.set_title("pathology region", fontsize=8)
                 ax.axis("off")
             panels.append(draw_slide)
-    return panels
+    return panels, hit
 
 
 def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os.PathLike,
@@ -179,7 +183,11 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
     sub = cohort.subset([pid])
     feats = system._features(sub, "raise", system.modalities_)
     figs = []
-    panels = _image_panels(system, p, feats[0], DIAGNOSES.index(pred["predicted"]))
+    try:
+        mask = cohort.lesion_mask(pid)
+    except (ValueError, OSError, KeyError, AttributeError):  # no lesion masks for this cohort
+        mask = None
+    panels, lesion_hit = _image_panels(system, p, feats[0], DIAGNOSES.index(pred["predicted"]), mask)
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.5), squeeze=False)
         for ax, draw in zip(axes[0], panels):
@@ -187,6 +195,7 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
         figs.append(("images", fig))
     # the explanation record (integrated gradients of the fused model)
     record = explain_patient(system, sub, feats)
+    record.lesion_hit = lesion_hit
     tmp = out / f"{pid}_explanation.json.partial"
     tmp.write_text(record.to_json())
     os.replace(tmp, out / f"{pid}_explanation.json")
@@ -238,6 +247,8 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
               pd.DataFrame(record.top_features, columns=["input", "attribution"]).to_markdown(index=False,
                                                                                              floatfmt=".3f"),
               "", *(["Notes: " + "; ".join(record.notes), ""] if record.notes else []),
+              *([f"The Grad-CAM map peaks {'on' if lesion_hit else 'off'} the annotated lesion "
+                 "(chapter 2's pointing game).", ""] if lesion_hit is not None else []),
               f"The whole record: [{pid}_explanation.json]({pid}_explanation.json).", ""]
     # labs
     if p.labs:

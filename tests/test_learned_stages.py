@@ -535,6 +535,19 @@ def test_patient_report_of_the_learned_system(learned, tmp_path):
     assert sum(contrib[m] for m in present if m in contrib) == pytest.approx(1.0, abs=1e-6)
     assert all(v >= 0 for v in contrib.values())
     assert not list((tmp_path / "rep").glob("*.partial*"))
+    # the pointing game of the CNN's Grad-CAM against the true lesion, recomputed here
+    from oncolab.detection import centred_window, roi_crop
+
+    rad = s.encoders["radiograph"]
+    raw = s._features(cte.subset([pid]), "raise", s.modalities_)[0]["radiograph"]
+    img = cte.radiograph(pid)
+    window = centred_window(rad.boxes(raw)[0][0], img.shape, rad.window)
+    cam = rad.grad_cam(roi_crop(img, window, rad.crop_size, margin=0.0),
+                       ["benign", "intermediate", "malignant"].index(rec["predicted"]))
+    cut = roi_crop(cte.lesion_mask(pid).astype(np.uint8) * 255, window, rad.crop_size, margin=0.0) > 127
+    expected = bool(cut.ravel()[cam.argmax()])
+    assert rec["lesion_hit"] is expected
+    assert f"peaks {'on' if expected else 'off'} the annotated lesion" in text
 
 
 def test_tile_attention_map():
