@@ -452,13 +452,7 @@ class LabTextStage:
         self.components, self.model, self.bert_epochs, self.seed = int(components), model, int(bert_epochs), int(seed)
 
     def _new_encoder(self):
-        from .text import BioBertEncoder, TfidfEncoder, TinyBertEncoder
-
-        if self.model == "tfidf":
-            return TfidfEncoder()
-        if self.model == "bert":
-            return TinyBertEncoder(epochs=self.bert_epochs)
-        return BioBertEncoder()
+        return self._encoder_class()(**({"epochs": self.bert_epochs} if self.model == "bert" else {}))
 
     def _encoder_class(self):
         from .text import BioBertEncoder, TfidfEncoder, TinyBertEncoder
