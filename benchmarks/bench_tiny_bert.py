@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from oncolab.data import synthetic_cohort, train_val_test_split
+from oncolab.metrics import bootstrap_ci, macro_auc
 from oncolab.text import (
     embed_texts,
     embedding_model,
     evaluate_mlm,
-    macro_auc_ci,
     narrate_cohort,
     pretrain_mlm,
     tiny_bert,
@@ -68,7 +68,7 @@ def main() -> None:
     emb = embed_texts(model, tok, texts, pooling="mean")
     t_embed = time.perf_counter() - t0
     clf = embedding_model().fit(emb[fit], cohort.y[fit])
-    auc, lo, hi = macro_auc_ci(cohort.y[test], clf.predict_proba(emb[test]), n_boot=500, seed=args.seed)
+    auc, lo, hi = bootstrap_ci(macro_auc, cohort.y[test], clf.predict_proba(emb[test]), n_boot=500, seed=args.seed)
 
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s)")

@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import oncolab  # noqa: F401  (offline-safe settings before ultralytics is imported)
 from oncolab.data import export_yolo, synthetic_cohort, train_val_test_split
 from oncolab.detection import DEFAULTS, YoloDetector, evaluate_detections
 

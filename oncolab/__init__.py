@@ -1,8 +1,9 @@
 """OncoLab: multimodal AI in oncology, from first principles.
 
-The code of the OncoLab book. Importing the package applies offline-safe settings when there
-is no network (see :mod:`oncolab.env`); subpackages are imported on first use so that
-``import oncolab`` stays fast.
+The code of the OncoLab book. Importing the package has no side effect: it opens no
+connection, writes no file and switches no hub off; the offline decision is taken right before
+the first call that could reach a model hub (see :mod:`oncolab.env`). Subpackages are imported
+on first use so that ``import oncolab`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,11 +13,9 @@ import importlib
 from . import env as env
 
 __version__ = "0.1.0"
-ENV_SETTINGS = env.configure()
 
-_SUBMODULES = ("data", "detection", "vision", "text", "omics", "survival", "fusion", "explain", "stages",
-               "evaluation", "baselines", "distributed",
-               "system", "report", "plotting", "cli")
+_SUBMODULES = ("data", "features", "detection", "vision", "text", "omics", "survival", "fusion", "explain",
+               "metrics", "training", "pipeline", "baselines", "distributed", "plotting", "cli")
 
 
 def __getattr__(name: str):
@@ -25,4 +24,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ENV_SETTINGS", "__version__", "env", *_SUBMODULES]
+__all__ = ["__version__", "env", *_SUBMODULES]

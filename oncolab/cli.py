@@ -3,7 +3,10 @@
 Taught in chapter 12 ("The complete system")::
 
     oncolab cohort --n-patients 200 --seed 0 --out data/cohort
-    oncolab run --n-patients 600 --seed 0 --out runs/demo
+    oncolab run --n-patients 600 --seed 0 --out runs/demo            # preset "learned"
+    oncolab run --preset handcrafted --fusion late --out runs/hand
+    oncolab run --data my_cohort/ --out runs/mine
+    oncolab predict --model runs/demo/model --data new_patients/ --out predictions.csv
     oncolab report --model runs/demo --patient 17
 """
 
@@ -64,80 +67,97 @@ def cmd_cohort(args) -> int:
     return 0
 
 
+def _load_data(folder: str):
+    from .data import load_cohort
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise SystemExit(f"error: --data {folder!r} is not a folder; expected a cohort folder (see `oncolab cohort`)")
+    return load_cohort(path)
+
+
+def _oracle(cohort):
+    """The generator's oracle for a synthetic cohort, else None (a real cohort has no oracle)."""
+    from .data import oracle
+
+    return oracle(cohort) if "truth" in cohort.tables else None
+
+
 def cmd_run(args) -> int:
     import numpy as np
 
     from .data import train_val_test_split
-    from .report import patient_report
-    from .system import LEARNED_CONFIG, OncoLabSystem, ablation, modality_features, subset_features
+    from .pipeline import OncoLabSystem, ablation, patient_report, preset, read_inputs
+    from .pipeline.config import config_from_args
 
     t0 = time.perf_counter()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cohort = _cohort(args)
+    config = config_from_args(args, preset(args.preset), progress=not args.quiet)
+    cohort = _load_data(args.data) if args.data else _cohort(args)
     print(f"cohort: {cohort!r}")
-    parts = train_val_test_split(cohort, seed=args.seed)
+    parts = train_val_test_split(cohort, seed=config.seed)
     train = np.sort(np.concatenate([parts["train"], parts["val"]]))
     test = parts["test"]
-    config = {"epochs": args.epochs, "seed": args.seed, "progress": not args.quiet,
-              **(LEARNED_CONFIG if args.stages == "learned" else {})}
-    if args.fusion:
-        config["fusion"] = args.fusion
-    if args.stages == "learned":
-        config.update(detector_epochs=args.detector_epochs, cnn_epochs=args.cnn_epochs, mil_epochs=args.mil_epochs,
-                      labs_encoder=args.labs_encoder)
     timings = {}
     t = time.perf_counter()
-    features = modality_features(cohort, progress=not args.quiet, config=config)
-    timings["features_s"] = time.perf_counter() - t
+    inputs = read_inputs(cohort, config)
+    timings["read_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    system = OncoLabSystem(config).fit(cohort.subset(train), features=subset_features(features, train))
+    system = OncoLabSystem(config).fit(cohort.subset(train), inputs=inputs.subset(train))
     timings["fit_s"] = time.perf_counter() - t
     test_cohort = cohort.subset(test)
-    f_test = subset_features(features, test)
-    metrics = system.evaluate(test_cohort, n_boot=args.n_boot, features=f_test)
-    oracle = test_cohort.oracle()
-    metrics["oracle"] = metrics["metric"].map({"macro_auc": oracle["bayes_auc"], "accuracy": oracle["bayes_accuracy"],
-                                               "c_index": oracle["c_index"]})
+    i_test = inputs.subset(test)
+    metrics = system.evaluate(test_cohort, n_boot=args.n_boot, inputs=i_test)
+    oracle = _oracle(test_cohort)
+    if oracle is not None:
+        metrics["oracle"] = metrics["metric"].map({"macro_auc": oracle["bayes_auc"],
+                                                   "accuracy": oracle["bayes_accuracy"], "c_index": oracle["c_index"]})
     _write_csv(metrics, out / "metrics.csv", index=False)
-    print("\nheld-out test patients:\n" + metrics.to_string(index=False, float_format="%.3f"))
+    print("\nheld-out test patients:\n" + metrics.drop(columns=["note"]).to_string(index=False, float_format="%.3f"))
+    if system.label_note:
+        print(f"note: {system.label_note}")
     system.save(out / "model")
-    # save/load round trip must give identical predictions
-    from .system import OncoLabSystem as _S
-
-    p1 = system.predict(test_cohort, features=f_test)
-    p2 = _S.load(out / "model").predict(test_cohort, features=f_test)
+    p1 = system.predict(test_cohort, inputs=i_test)
+    p2 = OncoLabSystem.load(out / "model").predict(test_cohort, inputs=i_test)
     same = bool(p1.drop(columns=["warnings"]).equals(p2.drop(columns=["warnings"])))
     _write_csv(p1, out / "predictions_test.csv")
+    vals = metrics.set_index("metric")["value"]
+    gaps = {}
+    if oracle is not None:
+        gaps = {"auc_over_bayes": vals["macro_auc"] / oracle["bayes_auc"],
+                "c_index_over_oracle": vals["c_index"] / oracle["c_index"]}
     if not args.no_ablation:
         t = time.perf_counter()
-        abl = ablation(cohort, train, test, features, config, n_boot=args.n_boot, progress=not args.quiet,
+        abl = ablation(cohort, train, test, inputs, config, n_boot=args.n_boot, progress=not args.quiet,
                        stages=system)
         timings["ablation_s"] = time.perf_counter() - t
-        bm = oracle["by_modality"]
-        abl["oracle_auc"] = [bm[m]["auc"] if m in bm else (oracle["bayes_auc"] if m == "all" else float("nan"))
-                             for m in abl["modalities"]]
+        if oracle is not None:
+            bm = oracle["by_modality"]
+            abl["oracle_auc"] = [bm[m]["auc"] if m in bm else (oracle["bayes_auc"] if m == "all" else float("nan"))
+                                 for m in abl["modalities"]]
         _write_csv(abl, out / "ablation.csv", index=False)
-        print("\nablation (held-out test patients):\n" + abl.to_string(index=False, float_format="%.3f"))
-    vals = metrics.set_index("metric")["value"]
-    gaps = {"auc_over_bayes": vals["macro_auc"] / oracle["bayes_auc"],
-            "c_index_over_oracle": vals["c_index"] / oracle["c_index"]}
-    if not args.no_ablation:
+        print("\nablation (held-out test patients):\n"
+              + abl.drop(columns=["note"]).to_string(index=False, float_format="%.3f"))
         singles = abl[~abl["modalities"].isin(["all"]) & ~abl["modalities"].str.contains("\\+")]
-        best = singles.loc[singles["macro_auc"].idxmax()]
-        gaps.update(best_single=str(best["modalities"]), auc_over_best_single=vals["macro_auc"] - best["macro_auc"])
-    print("\nfusion against the references: " + ", ".join(
-        f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in gaps.items()))
+        if len(singles):
+            best = singles.loc[singles["macro_auc"].idxmax()]
+            gaps.update(best_single=str(best["modalities"]), auc_over_best_single=vals["macro_auc"] - best["macro_auc"])
+    if gaps:
+        print("\nfusion against the references: " + ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in gaps.items()))
     reports = []
     for i in range(min(args.reports, len(test))):
         reports.append(str(patient_report(system, test_cohort, i, out / "reports", reference=test_cohort,
                                           reference_predictions=p1)))
     timings["total_s"] = time.perf_counter() - t0
-    summary = {"n_patients": args.n_patients, "seed": args.seed, "image_size": args.image_size,
+    summary = {"data": args.data, "n_patients": len(cohort), "seed": config.seed, "image_size": args.image_size,
                "slide_size": args.slide_size, "n_train": int(len(train)), "n_test": int(len(test)),
-               "config": system.config, "timings": timings, "save_load_identical": same, "reports": reports,
-               "against_references": gaps,
-               "oracle_test": {k: oracle[k] for k in ("bayes_auc", "bayes_accuracy", "c_index", "c_index_signals")}}
+               "preset": args.preset, "config": system.config.to_dict(), "timings": timings,
+               "save_load_identical": same, "reports": reports, "against_references": gaps,
+               "label_note": system.label_note}
+    if oracle is not None:
+        summary["oracle_test"] = {k: oracle[k] for k in ("bayes_auc", "bayes_accuracy", "c_index", "c_index_signals")}
     _write_json(summary, out / "run.json")
     print(f"\nsave/load gives identical predictions: {same}")
     written = ["metrics.csv", "predictions_test.csv", *([] if args.no_ablation else ["ablation.csv"]), "model/",
@@ -146,10 +166,22 @@ def cmd_run(args) -> int:
     return 0 if same else 1
 
 
+def cmd_predict(args) -> int:
+    from .pipeline import OncoLabSystem
+
+    system = OncoLabSystem.load(args.model)
+    cohort = _load_data(args.data)
+    pred = system.predict(cohort, on_bad_image="mask", missing_modalities="mask")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _write_csv(pred, out)
+    print(f"wrote predictions of {len(pred)} patients to {out}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .data import synthetic_cohort
-    from .report import patient_report
-    from .system import OncoLabSystem
+    from .pipeline import OncoLabSystem, patient_report
 
     run = Path(args.model)
     model_dir = run / "model" if (run / "model" / "config.json").is_file() else run
@@ -160,8 +192,9 @@ def cmd_report(args) -> int:
         return 2
     summary = json.loads(summary_path.read_text())
     system = OncoLabSystem.load(model_dir)
-    cohort = synthetic_cohort(summary["n_patients"], seed=summary["seed"], image_size=summary["image_size"],
-                              slide_size=summary["slide_size"])
+    cohort = (_load_data(summary["data"]) if summary.get("data") else
+              synthetic_cohort(summary["n_patients"], seed=summary["seed"], image_size=summary["image_size"],
+                               slide_size=summary["slide_size"]))
     if not 0 <= args.patient < len(cohort):
         print(f"error: --patient must lie in [0, {len(cohort) - 1}], got {args.patient}", file=sys.stderr)
         return 2
@@ -171,6 +204,10 @@ def cmd_report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``oncolab`` argument parser; the ``run`` options are generated from :class:`~oncolab.pipeline.SystemConfig`."""
+    from .pipeline import PRESETS
+    from .pipeline.config import add_arguments
+
     p = argparse.ArgumentParser(prog="oncolab", description="OncoLab: multimodal AI in oncology, from the "
                                 "synthetic cohort to a trained system and per-patient reports.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -191,30 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("run", help="train and evaluate the whole system; write metrics, ablation, model, reports")
     cohort_args(sp)
     sp.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    sp.add_argument("--fusion", default=None,
-                    choices=["early", "late", "gated", "attention", "bilinear", "crossattn"],
-                    help="fusion strategy of the main model (default: late with the learned stages, whose "
-                         "log-probabilities add up as evidence; attention with the hand-made ones)")
-    sp.add_argument("--stages", default="learned", choices=["learned", "handcrafted"],
-                    help="learned (default): YOLO detector, CNN on the lesion window, attention-MIL over slide "
-                         "tiles, lab narratives as text; handcrafted: measurements of the annotated box, the "
-                         "slide's nuclei and the numeric lab panel (about a third of the time)")
-    sp.add_argument("--labs-encoder", default="tfidf", choices=["tfidf", "bert", "biobert", "numeric"],
-                    help="with the learned stages: how the lab narrative is encoded (tfidf, default; bert: a tiny "
-                         "BERT pretrained on the training narratives, a few minutes more; biobert: from the "
-                         "hub, needs a network) or numeric (the values themselves)")
-    sp.add_argument("--detector-epochs", type=_positive, default=12,
-                    help="YOLO training epochs of the learned stages (default 12)")
-    sp.add_argument("--cnn-epochs", type=_positive, default=15,
-                    help="training epochs of each cross-fitted radiograph CNN (default 15)")
-    sp.add_argument("--mil-epochs", type=_positive, default=40,
-                    help="training epochs of each cross-fitted attention-MIL model (default 40)")
-    sp.add_argument("--epochs", type=_positive, default=400, help="maximum training epochs (early stopping; default 400)")
+    sp.add_argument("--data", default=None,
+                    help="a cohort folder to train and evaluate on (default: generate the synthetic cohort)")
+    sp.add_argument("--preset", default="learned", choices=list(PRESETS),
+                    help="named configuration (default learned: YOLO boxes, CNN on the lesion window, attention-MIL "
+                         "over slide tiles, lab narratives as text; handcrafted: the hand-made lesion finder and "
+                         "measurements, about a third of the time; annotated_box: handcrafted with the annotated "
+                         "box read at prediction, an upper bound); the options below change it")
     sp.add_argument("--n-boot", type=_non_negative, default=200, help="bootstrap resamples for the intervals (default 200)")
     sp.add_argument("--reports", type=_non_negative, default=3, help="patient reports to write (default 3)")
     sp.add_argument("--no-ablation", action="store_true", help="skip the ablation table")
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_arguments(sp, skip=("progress", "seed"))  # --seed (above) seeds both the cohort and the system
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("predict", help="predict new patients of a cohort folder with a saved model")
+    sp.add_argument("--model", required=True, help="a model folder (model/ of `oncolab run`)")
+    sp.add_argument("--data", required=True, help="a cohort folder")
+    sp.add_argument("--out", required=True, help="output CSV file")
+    sp.set_defaults(func=cmd_predict)
 
     sp = sub.add_parser("report", help="write one patient's report from a run folder")
     sp.add_argument("--model", required=True, help="a folder written by `oncolab run`")
@@ -225,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``oncolab`` command with ``argv`` (default: the process's arguments); return its exit status."""
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -11,10 +11,12 @@ batch: ``W`` processes with ``B / W`` samples each train exactly like one proces
 * :func:`average_gradients`: the averaging by hand, one ``all_reduce`` per parameter;
 * ``DistributedDataParallel`` (DDP) does the same in buckets, overlapped with the backward
   pass;
-* :func:`train` runs one training job in any of three modes (``single``, ``manual``, ``ddp``)
-  and writes the final parameters; ``python -m oncolab.distributed`` is its command line, to
-  be launched by ``torchrun``, which starts the processes and sets ``RANK``, ``WORLD_SIZE``,
-  ``MASTER_ADDR`` and ``MASTER_PORT`` for each;
+* :func:`train` runs one training job (on the batches of :func:`global_batches`) in any of
+  three modes (``single``, ``manual``, ``ddp``) and writes the final parameters;
+  ``python -m oncolab.distributed`` is its command line, to be launched by ``torchrun``, which
+  starts the processes and sets ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``
+  for each. This loop is written out by hand because data parallelism is what the chapter
+  teaches; every other model in the book trains with :func:`oncolab.training.fit`;
 * :func:`launch` starts ``torchrun`` from Python (used by the tests and the chapter);
 * :class:`SlideTileStream`: an iterable dataset that reads slides tile by tile, each rank
   and each data-loader worker taking its own patients, so that no process holds a slide.
@@ -41,7 +43,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["SlideTileStream", "average_gradients", "launch", "shard", "toy_problem", "train"]
+from .training import limit_threads
+
+__all__ = ["SlideTileStream", "average_gradients", "global_batches", "launch", "shard", "toy_problem", "train"]
 
 MODES = ("single", "manual", "ddp")
 
@@ -70,7 +74,8 @@ def toy_problem(n: int = 64, n_tiles: int = 4, in_dim: int = 8, n_bins: int = 4,
     Returns ``(x, mask, bin_idx, event, make_model)``; ``make_model()`` builds the same
     :class:`~oncolab.vision.multiscale.CrossFusionSurv` (without dropout) on every call.
     """
-    from .vision.multiscale import CrossFusionSurv, bin_index, time_bins
+    from .survival.binning import bin_index, time_bins
+    from .vision.multiscale import CrossFusionSurv
 
     g = np.random.default_rng(seed)
     x = g.standard_normal((n, 3, n_tiles, in_dim)).astype(np.float32)
@@ -90,6 +95,32 @@ def toy_problem(n: int = 64, n_tiles: int = 4, in_dim: int = 8, n_bins: int = 4,
             torch.from_numpy(b).long(), torch.from_numpy(event), make_model)
 
 
+def global_batches(n: int, steps: int, global_batch: int, seed: int = 0) -> list[np.ndarray]:
+    """The global batches :func:`train` takes, the same in every mode: ``global_batch`` patients
+    out of ``n``, drawn without replacement for each of ``steps`` steps with ``seed``.
+
+    Parameters
+    ----------
+    n : int
+        Number of patients.
+    steps : int
+        Number of optimiser steps.
+    global_batch : int
+        Patients per step, all ranks together.
+    seed : int
+        Seeds the draws.
+
+    Returns
+    -------
+    list of numpy.ndarray of int
+        One array of patient indices per step.
+    """
+    if not 1 <= global_batch <= n:
+        raise ValueError(f"global_batch must lie in [1, n={n}], got {global_batch}")
+    order = np.random.default_rng(seed)
+    return [order.choice(n, size=global_batch, replace=False) for _ in range(steps)]
+
+
 def train(mode: str = "single", steps: int = 20, global_batch: int = 16, lr: float = 0.05,
           n: int = 64, seed: int = 0, out: str | Path | None = None) -> dict:
     """Train the toy problem's model for ``steps`` SGD steps in ``mode``; return (and save) results.
@@ -97,8 +128,11 @@ def train(mode: str = "single", steps: int = 20, global_batch: int = 16, lr: flo
     ``single``: one process takes each whole global batch. ``manual`` and ``ddp`` expect
     to run under ``torchrun`` (``RANK`` / ``WORLD_SIZE`` set): each rank takes its share of
     every global batch, and gradients are averaged by :func:`average_gradients` or by
-    ``DistributedDataParallel``. The global batches are the same in every mode (drawn from
-    ``seed``), so the final parameters agree up to floating-point rounding. (SGD with
+    ``DistributedDataParallel``. The global batches are the same in every mode
+    (:func:`global_batches` with ``seed + 1``), so the final parameters agree up to
+    floating-point rounding. The loop is written out here because it is what chapter 15
+    teaches; in one process it trains exactly like :func:`oncolab.training.fit` with SGD on
+    the same batches (checked in the tests). (SGD with
     momentum, not Adam: Adam divides by the gradient's running size, which turns the
     rounding noise on parameters whose true gradient is zero, such as the attention's key
     bias, into full-size steps.) Rank 0 writes
@@ -116,24 +150,22 @@ def train(mode: str = "single", steps: int = 20, global_batch: int = 16, lr: flo
     world = dist.get_world_size() if distributed else 1
     if global_batch % world:
         raise ValueError(f"global_batch={global_batch} must be divisible by the world size {world}")
-    torch.set_num_threads(1)
     x, mask, b, ev, make_model = toy_problem(n=n, seed=seed)
     model = make_model()
     net = nn.parallel.DistributedDataParallel(model) if mode == "ddp" else model
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
-    order = np.random.default_rng(seed + 1)
     losses = []
     t0 = time.perf_counter()
-    for _ in range(steps):
-        batch = order.choice(n, size=global_batch, replace=False)
-        mine = torch.as_tensor(shard(batch, rank, world))
-        loss = logistic_hazard_nll(net(x[mine], mask[mine]), b[mine], ev[mine])
-        opt.zero_grad()
-        loss.backward()
-        if mode == "manual":
-            average_gradients(model)
-        opt.step()
-        losses.append(float(loss.detach()))
+    with limit_threads(1):  # one thread per process: the processes share the CPU cores
+        for batch in global_batches(n, steps, global_batch, seed + 1):
+            mine = torch.as_tensor(shard(batch, rank, world))
+            loss = logistic_hazard_nll(net(x[mine], mask[mine]), b[mine], ev[mine])
+            opt.zero_grad()
+            loss.backward()
+            if mode == "manual":
+                average_gradients(model)
+            opt.step()
+            losses.append(float(loss.detach()))
     seconds = time.perf_counter() - t0
     result = {"mode": mode, "world_size": world, "steps": steps, "global_batch": global_batch,
               "seconds": seconds, "losses": losses,

@@ -1,20 +1,30 @@
-"""Environment: network detection, offline-safe settings, seeds, device and data folders.
+"""Environment: seeds, device, data folder, and the offline decision.
 
 Taught in chapter 1 ("Multimodal oncology data"), used by every chapter.
 
-On import, :mod:`oncolab` calls :func:`configure`. Where there is no network (a laptop on a
-train, a locked-down cluster, a CI runner) it switches the model hubs off so that nothing
-hangs: ``HF_HUB_OFFLINE`` and ``TRANSFORMERS_OFFLINE`` for Hugging Face (transformers and
-timm), ``YOLO_OFFLINE`` for ultralytics, and a TrueType font placed in ultralytics' settings
-folder so that it never tries to download ``Arial.ttf``. On Google Colab, or wherever the
-hub answers, nothing is switched off and pretrained weights load as usual. A variable the
-user has set is never overwritten.
+Importing :mod:`oncolab` changes nothing around it: it opens no connection, writes no file and
+sets no hub variable. The offline decision is taken later, by :func:`configure`, right before the
+first operation that could reach a model hub: :func:`require_hub` calls it before any
+download of weights (timm, transformers, ultralytics), and :class:`oncolab.detection.YoloDetector`
+calls it before it imports ultralytics (which looks up DNS names on import unless
+``YOLO_OFFLINE`` is set). Where there is no network (a laptop on a train, a locked-down
+cluster, a CI runner) the decision switches the hubs off: ``HF_HUB_OFFLINE``,
+``TRANSFORMERS_OFFLINE`` and ``HF_DATASETS_OFFLINE`` for Hugging Face (transformers and timm),
+``YOLO_OFFLINE`` for ultralytics; and a hub request then fails within two seconds with advice
+instead of retrying for a minute. On Google Colab, or wherever the hub answers, nothing is
+switched off and pretrained weights load as usual. A variable the user has set is never
+overwritten.
+
+ultralytics also downloads a plotting font (``Arial.ttf``) before every training or validation
+run when its settings folder has none; :func:`install_ultralytics_font` puts matplotlib's
+DejaVu Sans there under that name, and the detector calls it before it trains or validates.
 
 ``ONCOLAB_OFFLINE=1`` forces offline mode; ``ONCOLAB_OFFLINE=0`` forces online mode.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
 import random
 import shutil
@@ -28,6 +38,7 @@ __all__ = [
     "configure",
     "data_dir",
     "get_device",
+    "install_ultralytics_font",
     "is_colab",
     "network_available",
     "require_hub",
@@ -36,16 +47,39 @@ __all__ = [
 
 _HUB_HOST = ("huggingface.co", 443)
 _PROBE_TIMEOUT_S = 1.0
+_OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "YOLO_OFFLINE")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+_ULTRALYTICS_FONTS = ("Arial.ttf", "Arial.Unicode.ttf")
 _network_state: bool | None = None
 
 
 class HubUnavailableError(RuntimeError):
-    """A model or data hub was asked for while this machine has no network."""
+    """A model or data hub was asked for while this machine is offline."""
 
 
 def is_colab() -> bool:
-    """True when running inside Google Colab."""
+    """Whether this code runs inside Google Colab.
+
+    Returns
+    -------
+    bool
+        True when ``google.colab`` is imported or ``COLAB_RELEASE_TAG`` is set.
+    """
     return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def _forced_offline() -> bool | None:
+    """``ONCOLAB_OFFLINE`` read as a yes/no answer; None when it is unset or empty."""
+    value = os.environ.get("ONCOLAB_OFFLINE", "").strip().lower()
+    if not value:
+        return None
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"ONCOLAB_OFFLINE={os.environ['ONCOLAB_OFFLINE']!r} is not understood; "
+                     f"expected one of {sorted(_TRUE)} (offline) or {sorted(_FALSE)} (online)")
 
 
 def _probe(result: list) -> None:
@@ -57,15 +91,26 @@ def _probe(result: list) -> None:
 
 
 def network_available(refresh: bool = False) -> bool:
-    """Whether the model hub can be reached; decided once and cached.
+    """Whether the model hub can be reached; probed on first use and remembered.
 
-    ``ONCOLAB_OFFLINE`` overrides the probe. The probe is one TCP connection with a
-    one-second limit, run in a daemon thread so that a stuck DNS lookup cannot block.
+    ``ONCOLAB_OFFLINE`` answers without a probe. Otherwise the probe is one TCP connection to
+    the Hugging Face hub with a one-second limit, run in a daemon thread so that a stuck DNS
+    lookup cannot block; on Google Colab the answer is yes without a probe. Taught in chapter 1.
+
+    Parameters
+    ----------
+    refresh : bool
+        Probe again instead of returning the remembered answer.
+
+    Returns
+    -------
+    bool
+        True when the hub answered (or ``ONCOLAB_OFFLINE=0``), False otherwise.
     """
     global _network_state
-    forced = os.environ.get("ONCOLAB_OFFLINE")
-    if forced is not None and forced.strip() != "":
-        return forced.strip().lower() in {"0", "false", "no", "off"}
+    forced = _forced_offline()
+    if forced is not None:
+        return not forced
     if _network_state is None or refresh:
         if is_colab():
             _network_state = True
@@ -78,84 +123,140 @@ def network_available(refresh: bool = False) -> bool:
     return _network_state
 
 
-def _ultralytics_config_dir() -> Path:
-    env = os.environ.get("YOLO_CONFIG_DIR")
-    base = Path(env).expanduser() if env else Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
-    return base / "Ultralytics"
-
-
-def _install_font_for_ultralytics() -> Path | None:
-    """Copy matplotlib's DejaVuSans.ttf into ultralytics' settings folder as its two fonts.
-
-    ultralytics draws its plots with ``Arial.ttf`` / ``Arial.Unicode.ttf`` and downloads them
-    on every train or val run when they are missing. Any TrueType font serves.
-    """
-    target_dir = _ultralytics_config_dir()
-    try:
-        import matplotlib
-
-        src = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-        if not src.exists():
-            return None
-        target_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-            dst = target_dir / name
-            if not dst.exists():
-                tmp = dst.with_name(dst.name + ".partial")
-                shutil.copyfile(src, tmp)
-                os.replace(tmp, dst)
-        return target_dir
-    except OSError:
-        return None
-
-
 def configure(offline: bool | None = None) -> dict:
-    """Apply offline-safe settings when there is no network; return what was decided.
+    """Take the offline decision and apply it to the hub libraries; return what was decided.
+
+    Called right before the first operation that could reach a model hub (by
+    :func:`require_hub` and before ultralytics is imported), never on import. Offline, it sets
+    ``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``, ``HF_DATASETS_OFFLINE`` and ``YOLO_OFFLINE``
+    to ``1`` and switches Hugging Face telemetry off, leaving alone any variable the user has
+    set. These libraries read the variables when they are first imported, so call this before
+    importing ultralytics yourself. Calling it again is harmless. Writes no file. Taught in
+    chapter 1.
 
     Parameters
     ----------
-    offline:
-        ``None`` (default) decides from :func:`network_available`; ``True``/``False`` force it.
+    offline : bool or None
+        ``None`` (default) decides with :func:`network_available` (which honours
+        ``ONCOLAB_OFFLINE``); ``True`` or ``False`` force the decision.
+
+    Returns
+    -------
+    dict
+        ``{"offline": bool, "colab": bool, "set": {name: value}}``, where ``set`` lists the
+        variables this call set.
     """
     if offline is None:
         offline = not network_available()
-    settings = {"offline": offline, "colab": is_colab(), "set": {}}
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    settings: dict = {"offline": bool(offline), "colab": is_colab(), "set": {}}
+    defaults = {"TOKENIZERS_PARALLELISM": "false"}
     if offline:
-        for key in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "YOLO_OFFLINE"):
-            if key not in os.environ:
-                os.environ[key] = "1"
-                settings["set"][key] = "1"
-        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-        os.environ.setdefault("YOLO_VERBOSE", os.environ.get("YOLO_VERBOSE", "True"))
-    font_dir = _install_font_for_ultralytics()
-    settings["ultralytics_font_dir"] = str(font_dir) if font_dir else None
+        defaults.update({key: "1" for key in _OFFLINE_VARIABLES})
+        defaults["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    for key, value in defaults.items():
+        if key not in os.environ:
+            os.environ[key] = value
+            settings["set"][key] = value
     return settings
 
 
 def require_hub(what: str, local_hint: str = "a local path") -> None:
-    """Fail fast, with what to do, when ``what`` (a hub model or dataset) cannot be fetched.
+    """Fail fast, saying what to do, when ``what`` (a hub model or dataset) cannot be fetched.
 
-    Called by every loader that reaches for a hub (timm, transformers, ultralytics weights)
-    before it tries, so that offline the request fails at once instead of retrying.
+    Every loader that reaches for a hub (timm and transformers weights, ultralytics' COCO
+    weights) calls it before it tries: it takes the offline decision (:func:`configure`) and,
+    offline or when the user has switched a hub off (``HF_HUB_OFFLINE``,
+    ``TRANSFORMERS_OFFLINE`` or ``YOLO_OFFLINE``), raises within two seconds instead of letting
+    the library retry for a minute. Taught in chapter 1.
+
+    Parameters
+    ----------
+    what : str
+        The model or dataset asked for, as the error message should name it.
+    local_hint : str
+        How to point the loader at a copy on disk instead (shown in the message).
+
+    Raises
+    ------
+    HubUnavailableError
+        When the hub cannot be reached.
     """
-    offline_flags = [k for k in ("HF_HUB_OFFLINE", "YOLO_OFFLINE") if os.environ.get(k) == "1"]
-    if not network_available() or offline_flags:
+    settings = configure()
+    flags = [k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE")
+             if os.environ.get(k, "").strip().lower() in _TRUE]
+    if settings["offline"] or flags:
+        if _forced_offline():
+            reason = "ONCOLAB_OFFLINE is set"
+        elif settings["offline"]:
+            reason = "the hub did not answer"
+        else:
+            reason = "switched off by " + ", ".join(f"{k}={os.environ[k]}" for k in flags)
         raise HubUnavailableError(
-            f"{what!r} must be downloaded from a model hub, but this machine is offline "
-            f"(no network{', ' + ', '.join(offline_flags) + '=1' if offline_flags else ''}). "
+            f"{what!r} must be downloaded from a model hub, but this machine is offline ({reason}). "
             f"Run this on Google Colab (or any machine with internet access), or pass {local_hint} "
             "to weights you have downloaded; or use pretrained=False to build the model untrained."
         )
 
 
-def seed_everything(seed: int) -> int:
-    """Seed Python, NumPy and PyTorch (CPU and all GPUs); return the seed.
+def install_ultralytics_font(folder: str | Path | None = None) -> Path | None:
+    """Put a TrueType font in ultralytics' settings folder under the names ultralytics looks for.
 
-    Also asks PyTorch for deterministic algorithms where that costs nothing.
+    ultralytics draws its plots with ``Arial.ttf`` / ``Arial.Unicode.ttf`` and, when they are
+    missing from its settings folder, downloads them before every training or validation run.
+    Any TrueType font serves: this copies matplotlib's ``DejaVuSans.ttf`` under both names
+    (each via a temporary file, then renamed; an existing font is kept).
+    :class:`oncolab.detection.YoloDetector` (chapter 3) calls it before it trains or validates.
+
+    Parameters
+    ----------
+    folder : str, Path or None
+        The folder to write into. ``None`` (default) takes ultralytics' own settings folder
+        (``ultralytics.utils.USER_CONFIG_DIR``: ``YOLO_CONFIG_DIR``, else the system's
+        configuration folder), importing ultralytics after :func:`configure`.
+
+    Returns
+    -------
+    Path or None
+        The folder holding the fonts, or None when matplotlib's font is missing or the folder
+        cannot be written (ultralytics then looks for the font itself).
     """
-    import numbers
+    if folder is None:
+        configure()
+        from ultralytics.utils import USER_CONFIG_DIR
 
+        folder = USER_CONFIG_DIR
+    folder = Path(folder).expanduser()
+    import matplotlib
+
+    src = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    if not src.is_file():
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in _ULTRALYTICS_FONTS:
+            dst = folder / name
+            if not dst.exists():
+                tmp = dst.with_name(dst.name + ".partial")
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, dst)
+    except OSError:
+        return None
+    return folder
+
+
+def seed_everything(seed: int) -> int:
+    """Seed Python, NumPy and PyTorch (CPU and all GPUs). Taught in chapter 1.
+
+    Parameters
+    ----------
+    seed : int
+        A non-negative integer (NumPy receives it modulo 2**32).
+
+    Returns
+    -------
+    int
+        The seed.
+    """
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     random.seed(seed)
@@ -177,8 +278,23 @@ def seed_everything(seed: int) -> int:
 def get_device(prefer: str | None = None) -> str:
     """Pick the compute device: ``"cuda"`` if available, else ``"mps"``, else ``"cpu"``.
 
-    ``prefer`` (or the ``ONCOLAB_DEVICE`` variable) forces a choice; asking for a device that
-    is not available raises a ValueError that says which ones are.
+    Taught in chapter 1.
+
+    Parameters
+    ----------
+    prefer : str or None
+        A device to use instead (``"cpu"``, ``"cuda:1"``, ...); ``None`` reads the
+        ``ONCOLAB_DEVICE`` variable, and picks when that is unset too.
+
+    Returns
+    -------
+    str
+        The device name.
+
+    Raises
+    ------
+    ValueError
+        When the preferred device is not available here (the message lists those that are).
     """
     import torch
 
@@ -197,7 +313,20 @@ def get_device(prefer: str | None = None) -> str:
 
 
 def data_dir(*parts: str, create: bool = True) -> Path:
-    """The folder for downloaded and generated data: ``$ONCOLAB_DATA`` or ``~/.cache/oncolab``."""
+    """The folder for downloaded and generated data. Taught in chapter 1.
+
+    Parameters
+    ----------
+    *parts : str
+        Sub-folders below the root, ``$ONCOLAB_DATA`` or else ``~/.cache/oncolab``.
+    create : bool
+        Create the folder (and its parents) when it does not exist.
+
+    Returns
+    -------
+    Path
+        The folder.
+    """
     root = Path(os.environ.get("ONCOLAB_DATA", Path.home() / ".cache" / "oncolab")).expanduser()
     path = root.joinpath(*parts)
     if create:

@@ -13,6 +13,14 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("ONCOLAB_OFFLINE", "1")
 
 
+def pytest_configure(config):
+    """The suite runs offline: take the offline decision up front, as a first hub call would,
+    so that tests importing ultralytics, timm or transformers directly find the hubs switched off."""
+    from oncolab.env import configure
+
+    configure()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _data_dir(tmp_path_factory):
     os.environ["ONCOLAB_DATA"] = str(tmp_path_factory.mktemp("oncolab-data"))

@@ -1,12 +1,7 @@
-"""The synthetic cohort, its files, splits, real loaders and the environment (chapter 1)."""
+"""The synthetic cohort, the container, the oracle, files, splits and real loaders (chapter 1)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,13 +21,20 @@ from oncolab.data import (
     load_cohort,
     load_fna_breast_cancer,
     load_gbsg2,
+    load_whas500,
+    oracle,
+    oracle_table,
+    prostate_cohort,
     read_data_yaml,
     read_yolo_labels,
     reference_range,
+    survival_array,
     synthetic_cohort,
     train_val_test_split,
 )
-from oncolab.env import HubUnavailableError, get_device, require_hub, seed_everything
+from oncolab.data import synthetic as synthetic_module
+from oncolab.data.cohort import Cohort
+from oncolab.data.synthetic import CohortConfig, diagnosis_posterior
 
 
 # --- the generator ------------------------------------------------------------------------
@@ -120,7 +122,7 @@ def test_modality_subset_and_missing_modalities():
 # --- the oracle -------------------------------------------------------------------------------
 def test_oracle_fused_beats_every_single_modality():
     c = synthetic_cohort(2000, seed=0, image_size=64, slide_size=64)
-    o = c.oracle()
+    o = oracle(c)
     singles = [v["auc"] for v in o["by_modality"].values()]
     assert o["bayes_auc"] > max(singles) + 0.03
     assert abs(o["bayes_auc"] - o["population_bayes_auc"]) < 0.03
@@ -141,8 +143,109 @@ def test_simple_per_modality_baseline_is_below_the_oracle():
     model = make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=1000))
     model.fit(X[s["train"]], c.y[s["train"]])
     auc = roc_auc_score(c.y[s["test"]], model.predict_proba(X[s["test"]]), multi_class="ovr")
-    o = c.subset(s["test"]).oracle()
+    o = oracle(c.subset(s["test"]))
     assert 0.6 < auc < o["bayes_auc"]
+
+
+def test_oracle_table_rows_are_the_oracle(small_cohort):
+    o = oracle(small_cohort, n_sim=1000)
+    t = oracle_table(small_cohort)
+    assert list(t.index) == [f"{m} alone" for m in o["by_modality"]] + ["all four (fused)"]
+    assert t.loc["all four (fused)", "Bayes macro AUC"] == o["bayes_auc"]
+    assert t.loc["labs alone", "Bayes accuracy"] == o["by_modality"]["labs"]["accuracy"]
+
+
+def test_oracle_refuses_a_cohort_the_generator_did_not_make(small_cohort):
+    """The oracle belongs to the generator: a hand-made, real or prostate cohort is refused by name."""
+    hand = Cohort({k: small_cohort.tables[k] for k in ("labels", "clinical")}, meta={"source": "hospital"})
+    with pytest.raises(ValueError, match=r"meta\['source'\] == 'hospital'.*synthetic_cohort"):
+        oracle(hand)
+    with pytest.raises(ValueError, match="synthetic_cohort"):
+        synthetic_module.oracle(hand)
+    no_truth = Cohort({k: v for k, v in small_cohort.tables.items() if k != "truth"}, meta=small_cohort.meta)
+    with pytest.raises(ValueError, match="a 'truth' table"):
+        oracle(no_truth)
+    prostate = prostate_cohort(20, seed=0, slide_size=256, mri_shape=(8, 16, 16))
+    with pytest.raises(ValueError, match="got meta\\['source'\\] == 'synthetic prostate BCR'"):
+        synthetic_module.oracle(prostate)
+    with pytest.raises(TypeError, match="expected a Cohort"):
+        oracle(small_cohort.tables)
+    assert not hasattr(small_cohort, "oracle")
+
+
+def test_diagnosis_posterior_matches_the_joint_gaussian():
+    """Fusing signals by their precision-weighted mean gives the same posterior as the full joint density."""
+    from scipy.stats import multivariate_normal
+
+    cfg = CohortConfig()
+    g = np.random.default_rng(0)
+    sig = {"radiograph": g.normal(0, 1.5, 50), "labs": g.normal(0, 1.5, 50)}
+    tau = np.array([cfg.tau["radiograph"], cfg.tau["labs"]])
+    cov = cfg.sigma_a**2 + np.diag(tau**2)  # (s_rad, s_labs) | y: shared aggressiveness, own noise
+    x = np.column_stack([sig["radiograph"], sig["labs"]])
+    joint = np.column_stack([p * multivariate_normal([mu, mu], cov).pdf(x)
+                             for p, mu in zip(cfg.class_prior, cfg.mu)])
+    np.testing.assert_allclose(diagnosis_posterior(sig, cfg), joint / joint.sum(1, keepdims=True), rtol=1e-10)
+    with pytest.raises(ValueError, match="'xray'"):
+        diagnosis_posterior({"xray": np.zeros(3)}, cfg)
+    with pytest.raises(ValueError, match="1-D"):
+        diagnosis_posterior({"labs": np.zeros(3), "genes": np.zeros(4)}, cfg)
+
+
+# --- the container ------------------------------------------------------------------------------
+def test_the_container_imports_no_generator():
+    """``Cohort`` is a plain container: cohort.py imports no other module of the package."""
+    import ast
+
+    import oncolab.data.cohort as cohort_module
+
+    tree = ast.parse(Path(cohort_module.__file__).read_text())
+    own = [node.module or "." for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+           and (node.level or (node.module or "").startswith("oncolab"))]
+    own += [a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
+            if a.name.startswith("oncolab")]
+    assert own == [], f"cohort.py imports {own}"
+
+
+def test_cohort_survival_array_matches_sksurv(small_cohort):
+    from sksurv.util import Surv
+
+    ref = Surv.from_arrays(small_cohort.labels["event"], small_cohort.labels["time"])
+    mine = small_cohort.survival_y()
+    assert mine.dtype.names == ref.dtype.names
+    np.testing.assert_array_equal(mine["event"], ref["event"])
+    np.testing.assert_array_equal(mine["time"], ref["time"])
+    with pytest.raises(ValueError, match="same length"):
+        survival_array([True, False], [1.0])
+
+
+def test_subset_presence_and_image_errors():
+    c = synthetic_cohort(30, seed=5, image_size=64, slide_size=64, modality_missing={"pathology": 0.4})
+    ids = c.ids[[4, 1]]
+    for index in ([4, 1], ids, np.isin(np.arange(30), [1, 4])):
+        sub = c.subset(index)
+        assert type(sub) is Cohort and len(sub) == 2 and sub.meta == c.meta
+        assert np.array_equal(sub.radiograph(ids[1]), c.radiograph(1))
+    assert list(c.subset([4, 1]).ids) == list(ids)
+    with pytest.raises(KeyError, match="'P99999'"):
+        c.subset(["P99999"])
+    with pytest.raises(ValueError, match="boolean mask has length 3"):
+        c.subset(np.ones(3, bool))
+    absent = int(np.flatnonzero(~c.presence["pathology"].to_numpy())[0])
+    assert not c.has("pathology", absent) and c.has("radiograph", absent) and not c.has("mri", absent)
+    with pytest.raises(ValueError, match=f"patient {c.ids[absent]} has no pathology"):
+        c.slide(absent)
+    assert "slide" not in c.image_arrays(absent) and c.patient(absent).slide is None
+    with pytest.raises(IndexError, match="out of range"):
+        c.radiograph(30)
+    with pytest.raises(TypeError, match="position \\(int\\) or id \\(str\\)"):
+        c.radiograph(1.0)
+    assert f"absent={{'pathology': {int((~c.presence['pathology']).sum())}}}" in repr(c)
+    labels_only = Cohort({"labels": c.labels[["time", "event"]]})
+    with pytest.raises(AttributeError, match="no diagnosis"):
+        _ = labels_only.y
+    with pytest.raises(ValueError, match="a 'labels' table"):
+        Cohort({"clinical": c.clinical})
 
 
 # --- files ----------------------------------------------------------------------------------------
@@ -151,7 +254,7 @@ def test_export_and_load_round_trip(tmp_path, small_cohort):
     folder = export_cohort(sub, tmp_path / "cohort")
     back = load_cohort(folder)
     assert back.equals(sub)
-    assert back.meta["seed"] == 3 and back.oracle()["n"] == 12
+    assert back.meta["seed"] == 3 and oracle(back, n_sim=1000)["n"] == 12
     assert (folder / "images" / "radiograph" / "P00000.png").exists()
 
 
@@ -277,41 +380,5 @@ def test_real_loaders():
     assert b.X.shape[0] == 198 and b.X.shape[1] >= 76
     f = load_fna_breast_cancer()
     assert f.X.shape == (569, 30) and set(np.unique(f.y)) == {0, 1}
-
-
-# --- environment ------------------------------------------------------------------------------
-def test_hub_request_fails_fast_offline():
-    t0 = time.perf_counter()
-    with pytest.raises(HubUnavailableError, match="Colab"):
-        require_hub("dmis-lab/biobert-base-cased-v1.2")
-    assert time.perf_counter() - t0 < 2
-
-
-def test_import_is_fast_and_sets_offline_flags(tmp_path):
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"ONCOLAB_OFFLINE", "HF_HUB_OFFLINE", "YOLO_OFFLINE", "TRANSFORMERS_OFFLINE"}}
-    env["YOLO_CONFIG_DIR"] = str(tmp_path)
-    code = ("import time, os; t = time.perf_counter(); import oncolab; dt = time.perf_counter() - t; "
-            "import json; print(json.dumps({'dt': dt, 'hf': os.environ.get('HF_HUB_OFFLINE'), "
-            "'yolo': os.environ.get('YOLO_OFFLINE'), 'offline': oncolab.ENV_SETTINGS['offline']}))")
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    assert res["dt"] < 5
-    if res["offline"]:
-        assert res["hf"] == "1" and res["yolo"] == "1"
-        assert (Path(tmp_path) / "Ultralytics" / "Arial.ttf").exists()
-
-
-def test_seed_and_device():
-    import torch
-
-    seed_everything(5)
-    a = torch.rand(3)
-    seed_everything(5)
-    assert torch.equal(a, torch.rand(3))
-    with pytest.raises(ValueError, match="non-negative integer"):
-        seed_everything(-1)
-    assert get_device() in {"cpu", "cuda", "mps"}
-    with pytest.raises(ValueError, match="not available"):
-        get_device("tpu")
+    w = load_whas500()
+    assert w.X.shape[0] == 500 and w.y.dtype.names == ("event", "time") and 0 < w.y["event"].mean() < 1

@@ -31,10 +31,19 @@ def tiny_yolo(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(tiny_yolo, tmp_path_factory):
-    """One epoch on 16 images, with every socket call recorded and refused."""
+    """One epoch on 16 images, with every socket call recorded and refused, and ultralytics'
+    settings folder (where it looks for its plotting font) pointed at an empty folder."""
+    import ultralytics.utils
+    import ultralytics.utils.checks
+
     cohort, data_yaml = tiny_yolo
     attempts = []
     mp = pytest.MonkeyPatch()
+    fonts = tmp_path_factory.mktemp("ultralytics-settings")
+    for module in (ultralytics.utils, ultralytics.utils.checks):
+        mp.setattr(module, "USER_CONFIG_DIR", fonts)
+    check_font_cache = ultralytics.utils.checks.check_font.__wrapped__     # it remembers where it found a font
+    check_font_cache.cache_clear()
 
     def refuse(name):
         def _refuse(*args, **kwargs):
@@ -53,20 +62,19 @@ def trained(tiny_yolo, tmp_path_factory):
         preds = det.predict([cohort.radiograph(i) for i in range(20, 24)], conf=0.0)
     finally:
         mp.undo()
-    return det, run, preds, attempts, project
+        check_font_cache.cache_clear()
+    return det, run, preds, attempts, project, fonts
 
 
 def test_no_network_access_during_training_validation_and_prediction(trained):
-    from ultralytics.utils import USER_CONFIG_DIR
-
-    _, _, _, attempts, _ = trained
+    _, _, _, attempts, _, fonts = trained
     assert attempts == []
-    # ultralytics checks its plotting font on every dataset check: it must find it locally
-    assert (USER_CONFIG_DIR / "Arial.ttf").is_file()
+    # ultralytics checks its plotting font on every dataset check: the detector put one there
+    assert (fonts / "Arial.ttf").is_file()
 
 
 def test_run_writes_into_the_chosen_folder(trained, tmp_path):
-    det, _, _, _, project = trained
+    det, _, _, _, project, _ = trained
     assert det.run_dir == project / "tiny"
     assert (det.run_dir / "weights" / "best.pt").is_file()
     assert (det.run_dir / "results.csv").is_file()
@@ -75,7 +83,7 @@ def test_run_writes_into_the_chosen_folder(trained, tmp_path):
 
 
 def test_our_map_agrees_with_the_validator_on_its_predictions(trained):
-    _, run, _, _, _ = trained
+    _, run, _, _, _, _ = trained
     assert len(run.predictions) == 4 and len(run.ground_truth) == 4
     ours = evaluate_detections(run.predictions, run.ground_truth)
     assert abs(ours.map50 - run.metrics["mAP@0.5"]) < 0.01
@@ -87,7 +95,7 @@ def test_our_map_agrees_with_the_validator_on_its_predictions(trained):
 
 
 def test_predict_returns_pixel_boxes_per_image(trained, tiny_yolo):
-    det, _, preds, _, _ = trained
+    det, _, preds, _, _, _ = trained
     assert len(preds) == 4 and all(isinstance(p, Detections) for p in preds)
     for p in preds:
         assert p.image_shape == (IMGSZ, IMGSZ)

@@ -13,6 +13,7 @@ import torch
 from oncolab.distributed import (
     SlideTileStream,
     average_gradients,
+    global_batches,
     launch,
     shard,
     toy_problem,
@@ -64,6 +65,37 @@ def test_gradient_of_the_batch_is_the_mean_of_the_shards():
         shards.append([p.grad.clone() for p in model.parameters()])
     for g, g0, g1 in zip(full, *shards):
         torch.testing.assert_close((g0 + g1) / 2, g, atol=1e-6, rtol=1e-5)
+
+
+def test_the_chapters_loop_in_one_process_trains_like_the_shared_fit():
+    """Chapter 15 writes its loop by hand; in one process it must train like oncolab.training.fit."""
+    from oncolab.survival.losses import logistic_hazard_nll
+    from oncolab.training import fit
+
+    steps, global_batch, lr, seed = 12, 16, 0.05, 0
+    single = train("single", steps=steps, global_batch=global_batch, lr=lr, seed=seed)
+    x, mask, b, ev, make = toy_problem(seed=seed)
+    batches = [torch.as_tensor(i) for i in global_batches(len(x), steps, global_batch, seed + 1)]
+    model = make()
+    res = fit(model, lambda m, idx: logistic_hazard_nll(m(x[idx], mask[idx]), b[idx], ev[idx]),
+              lambda epoch: batches, epochs=1, lr=lr, optimizer="sgd", momentum=0.9, seed=seed, threads=1)
+    assert res.steps == steps
+    init = {k: v.numpy().ravel() for k, v in make().state_dict().items()}
+    ours = {k: v.numpy().ravel() for k, v in model.state_dict().items()}
+    assert max(np.abs(ours[k] - init[k]).max() for k in ours) > 1e-3
+    for k, v in single["params"].items():
+        np.testing.assert_allclose(ours[k], np.asarray(v), atol=1e-6, rtol=1e-5, err_msg=k)
+    # equal batches: the epoch's mean loss is the mean of the steps' losses
+    assert res.history[0]["train_loss"] == pytest.approx(np.mean(single["losses"]), rel=1e-6)
+
+
+def test_global_batches_are_seeded_and_distinct_within_a_batch():
+    a, b = global_batches(64, 5, 16, seed=3), global_batches(64, 5, 16, seed=3)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert all(len(set(u.tolist())) == 16 and u.max() < 64 for u in a)
+    assert not all(np.array_equal(u, v) for u, v in zip(a, global_batches(64, 5, 16, seed=4)))
+    with pytest.raises(ValueError, match="global_batch must lie in"):
+        global_batches(8, 1, 16)
 
 
 def test_shard_and_errors():

@@ -7,26 +7,30 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from oncolab.data import Cohort, export_cohort, load_cohort, oracle, oracle_table, synthetic_cohort
+from oncolab.data import prostate as prostate_module
 from oncolab.data.prostate import (
+    INFORMATION_SETS,
+    ProstateCohort,
     ProstateConfig,
     ProstateSlide,
+    conditional_risk,
     lattice_noise,
     prostate_cohort,
     render_mri,
 )
+from oncolab.survival import bin_index, time_bins
 from oncolab.vision.mri3d import MRIEncoder3d, ResBlock3d, conv3d_by_hand, mri_batch
 from oncolab.vision.multiscale import (
     CrossFusionSurv,
     aligned_tiles,
-    bin_index,
     cross_attention,
     fit_bag_survival,
     predict_bag_survival,
     sample_locations,
     slide_bag,
+    stain_blob_features,
     survival_at,
-    tile_features,
-    time_bins,
 )
 
 
@@ -54,12 +58,73 @@ def test_tables_are_plausible(cohort):
     assert np.corrcoef(cl["isup"], cohort.truth["z_arch"])[0, 1] > 0.5
 
 
+def test_the_prostate_cohort_is_a_cohort(cohort):
+    """Subset, presence, ids, survival arrays and fingerprint are Cohort's, with the bone cohort's conventions."""
+    assert isinstance(cohort, Cohort) and cohort.modalities == ("pathology", "mri", "clinical")
+    assert list(cohort.presence.columns) == list(cohort.modalities)
+    assert list(cohort.labels.columns) == ["time", "event"] and cohort.labels["event"].dtype == bool
+    y = cohort.survival_y()
+    assert y.dtype.names == ("event", "time") and np.array_equal(y["time"], cohort.labels["time"])
+    sub = cohort.subset([5, 2, 7])
+    assert type(sub) is ProstateCohort and list(sub.ids) == list(cohort.ids[[5, 2, 7]])
+    assert sub.meta == cohort.meta and sub.images is cohort.images
+    tile = sub.slide(cohort.ids[2]).read_region((300, 200), 1, (16, 16))
+    np.testing.assert_array_equal(tile, cohort.slide(2).read_region((300, 200), 1, (16, 16)))
+    assert sub.equals(cohort.subset(cohort.ids[[5, 2, 7]])) and not sub.equals(cohort.subset([5, 2, 8]))
+    assert sub.fingerprint() != cohort.subset([5, 2, 8]).fingerprint()
+    arrays = cohort.image_arrays(0)
+    assert [k for k in arrays if k.startswith("slide")] == ["slide level 0", "slide level 1", "slide level 2"]
+    assert ("mri" in arrays) == cohort.has("mri", 0) == bool(cohort.presence["mri"].iloc[0])
+    with pytest.raises(AttributeError, match="no diagnosis"):
+        _ = cohort.y
+    with pytest.raises(ValueError, match="no radiograph images"):
+        cohort.radiograph(0)
+
+
 def test_oracle_both_scales_beat_either_alone():
     big = prostate_cohort(2000, seed=0)  # tables only: slides are never rendered
-    o = big.oracle()["by_information"]
+    o = oracle(big)["by_information"]
     assert o["slide, both scales"] > o["slide, low magnification"] + 0.02
     assert o["slide, both scales"] > o["slide, high magnification"] + 0.02
-    assert np.allclose(big.conditional_risk(("z_arch", "z_nuc", "z_les")), big.truth["true_risk"])
+    assert np.allclose(conditional_risk(big, ("z_arch", "z_nuc", "z_les")), big.truth["true_risk"])
+    assert list(oracle_table(big).index) == ["true risk", *INFORMATION_SETS]
+
+
+def test_conditional_risk_matches_a_regression_on_the_latents():
+    """E[eta | z_arch] is linear: least squares of the true risk on (z_arch, age) recovers it."""
+    big = prostate_cohort(20000, seed=3)
+    z, age = big.truth["z_arch"].to_numpy(), big.clinical["age"].to_numpy()
+    X = np.column_stack([np.ones_like(z), z, (age - 66) / 7])
+    coef, *_ = np.linalg.lstsq(X, big.truth["true_risk"].to_numpy(), rcond=None)
+    cfg = ProstateConfig()
+    slope = cfg.b_arch + cfg.rho_arch_nuc * cfg.b_nuc + cfg.rho_arch_les * cfg.b_les
+    assert abs(coef[1] - slope) < 0.03 and abs(coef[2] - cfg.b_age) < 0.03 and abs(coef[0]) < 0.03
+    np.testing.assert_allclose(conditional_risk(big, ("z_arch",)), slope * z + cfg.b_age * (age - 66) / 7)
+    with pytest.raises(ValueError, match="unknown latent 'z_x'"):
+        conditional_risk(big, ("z_x",))
+
+
+def test_tables_go_to_a_folder_and_back_with_their_oracle(tmp_path, cohort):
+    """A plain Cohort loaded from the tables has the same oracle: it belongs to the generator."""
+    with pytest.raises(ValueError, match="images=False"):
+        export_cohort(cohort, tmp_path / "with_images")
+    assert not (tmp_path / "with_images").exists()
+    back = load_cohort(export_cohort(cohort, tmp_path / "tables", images=False))
+    assert type(back) is Cohort and back.equals(cohort, images=False)
+    assert oracle(back) == oracle(cohort)
+
+
+def test_oracle_refuses_a_cohort_this_generator_did_not_make(cohort):
+    bone = synthetic_cohort(20, seed=0, modalities=["labs", "clinical"])
+    with pytest.raises(ValueError, match="expected a cohort made by prostate_cohort.*got meta\\['source'\\] == 'synthetic'"):
+        prostate_module.oracle(bone)
+    with pytest.raises(ValueError, match="prostate_cohort"):
+        conditional_risk(bone, ("z_arch",))
+    real = Cohort({"labels": cohort.labels}, meta={"source": "CHIMERA"})
+    with pytest.raises(ValueError, match="'CHIMERA'"):
+        oracle(real)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'n_sim'"):
+        oracle(cohort, n_sim=10)
 
 
 def test_lattice_noise_windows_agree_and_have_unit_variance():
@@ -99,7 +164,7 @@ def test_slide_rejects_bad_input(cohort):
     with pytest.raises(ValueError, match="unknown prostate cohort setting"):
         prostate_cohort(10, seed=0, colour="blue")
     no_mri = int(np.flatnonzero(~cohort.presence["mri"].to_numpy())[0])
-    with pytest.raises(ValueError, match="has no MRI"):
+    with pytest.raises(ValueError, match=f"patient {cohort.ids[no_mri]} has no mri"):
         cohort.mri(no_mri)
 
 
@@ -110,7 +175,7 @@ def test_atypia_shows_at_high_but_hardly_at_low_magnification():
         s = ProstateSlide(0.5, nuc, "A", key=99, size=1024)
         s.tumour_field = lambda y0, x0, h, w: np.ones((h, w), np.float32)  # all tumour
         cen = sample_locations(s, 24, 128, seed=0)
-        feats[nuc] = tile_features(aligned_tiles(s, cen))  # (24, 3, F)
+        feats[nuc] = stain_blob_features(aligned_tiles(s, cen))  # (24, 3, F)
     lo, hi = feats[0.05], feats[0.95]
     # eosin channel, RMS of the LoG at width 1 (fine detail: nucleoli, chromatin) at level 0
     k = 8 + 3
@@ -148,7 +213,7 @@ def test_slide_bag_and_features(cohort):
     bag = slide_bag(cohort.slide(1), n_tiles=4, seed=0)
     assert bag.shape == (3, 4, 18) and np.isfinite(bag).all()
     with pytest.raises(ValueError, match="uint8"):
-        tile_features(np.zeros((2, 8, 8, 3), np.float32))
+        stain_blob_features(np.zeros((2, 8, 8, 3), np.float32))
 
 
 def test_cross_attention_by_hand_matches_torch():
@@ -211,7 +276,7 @@ def test_resblock_and_encoder(cohort):
     enc = MRIEncoder3d(3, width=4, out_dim=10, head=5)
     vols, mask = mri_batch(cohort, range(6))
     assert vols.shape == (6, 3, 8, 16, 16)
-    assert mask.tolist() == [cohort.has_mri(i) for i in range(6)]
+    assert mask.tolist() == [cohort.has("mri", i) for i in range(6)]
     assert (vols[~mask] == 0).all()
     assert enc(vols).shape == (6, 5) and enc.embed(vols).shape == (6, 10)
     with pytest.raises(ValueError, match="expected volumes"):

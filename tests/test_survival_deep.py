@@ -13,11 +13,13 @@ from oncolab.survival import (
     DiscreteTimeSurvival,
     SksurvModel,
     as_structured,
+    bin_index,
     cox_partial_likelihood,
     cox_ph_loss,
     cross_validate_survival,
     logistic_hazard_nll,
     make_model,
+    time_bins,
 )
 
 
@@ -70,6 +72,7 @@ def test_deepsurv_learns_and_is_deterministic():
     a = DeepSurv(hidden=(16,), epochs=150, seed=3).fit(X[tr], y[tr])
     b = DeepSurv(hidden=(16,), epochs=150, seed=3).fit(X[tr], y[tr])
     np.testing.assert_array_equal(a.predict(X[te]), b.predict(X[te]))
+    assert a.history_ == b.history_ and {"train_loss", "val_loss"} <= set(a.history_[0])
     cox = CoxPH().fit(X[tr], y[tr])
     assert a.score(X[te], y[te]) > 0.65
     assert a.score(X[te], y[te]) > cox.score(X[te], y[te]) - 0.08
@@ -77,9 +80,42 @@ def test_deepsurv_learns_and_is_deterministic():
     assert S.shape == (60, 3) and (np.diff(S, axis=1) <= 1e-12).all() and (S >= 0).all() and (S <= 1).all()
 
 
+def test_time_bins_at_event_quantiles_and_closed_on_the_right():
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    time = np.round(rng.exponential(10, 300), 1)
+    event = rng.random(300) < 0.6
+    edges = time_bins(time, event, 5)
+    np.testing.assert_allclose(edges[1:-1], np.quantile(time[event], [0.2, 0.4, 0.6, 0.8]))
+    assert edges[0] == 0 and edges[-1] == time.max() and (np.diff(edges) > 0).all()
+    # the convention, against pandas: bin b is (e_b, e_{b+1}], the first one includes 0
+    probe = np.r_[time, edges, 0.0]
+    ref = pd.cut(probe, edges, right=True, include_lowest=True, labels=False)
+    np.testing.assert_array_equal(bin_index(probe, edges), ref)
+    assert bin_index(edges[2], edges) == 1  # on an edge: the bin that ends there
+    assert bin_index(edges[-1] + 5, edges) == len(edges) - 2  # after follow-up: the last bin
+    # tied quantiles merge
+    tied = time_bins(np.r_[np.ones(50), 2.0, 3.0], np.ones(52, bool), 4)
+    np.testing.assert_array_equal(tied, [0.0, 1.0, 3.0])
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 2"):
+        time_bins(time, event, 1)
+    with pytest.raises(ValueError, match="at least one observed event"):
+        time_bins(time, np.zeros(300, bool), 4)
+    with pytest.raises(ValueError, match="same length"):
+        time_bins(time, event[:5], 4)
+    with pytest.raises(ValueError, match="time must be >= 0"):
+        bin_index([-1.0], edges)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        bin_index([1.0], edges[::-1])
+    with pytest.raises(ValueError, match="too few or too tied"):
+        time_bins(np.ones(10), np.ones(10, bool), 4)
+
+
 def test_discrete_time_model():
     X, y = _toy(2)
     m = DiscreteTimeSurvival(n_bins=8, epochs=200, seed=0).fit(X[:180], y[:180])
+    np.testing.assert_array_equal(m.edges_, time_bins(y["time"][:180], y["event"][:180], 8))
     assert m.score(X[180:], y[180:]) > 0.65
     S = m.predict_survival(X[180:], np.linspace(0, 20, 6))
     assert np.allclose(S[:, 0], 1.0) and (np.diff(S, axis=1) <= 1e-12).all()

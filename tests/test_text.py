@@ -19,7 +19,6 @@ from oncolab.env import HubUnavailableError
 from oncolab.text import (
     BioBertEncoder,
     LLMNarrator,
-    PanelFeaturizer,
     TfidfEncoder,
     check_panel,
     embed_texts,
@@ -27,7 +26,6 @@ from oncolab.text import (
     flag_panel,
     lab_text_embeddings,
     learn_wordpiece,
-    macro_auc_ci,
     mask_tokens,
     mlm_loss,
     narrate,
@@ -313,34 +311,22 @@ def test_lab_text_embeddings_one_row_per_patient(cohort):
         lab_text_embeddings(cohort, TfidfEncoder(), fit_index=[999])
 
 
-def test_panel_featurizer_standardises_and_flags_missing(cohort):
-    f = PanelFeaturizer().fit(cohort.labs)
-    x = f.transform(cohort.labs)
-    assert x.shape == (len(cohort), 2 * len(BIOMARKERS))
-    miss = cohort.labs.isna().to_numpy()
-    np.testing.assert_array_equal(x[:, len(BIOMARKERS):], miss.astype(float))
-    z = np.where(miss, np.nan, x[:, :len(BIOMARKERS)])
-    np.testing.assert_allclose(np.nanmean(z, 0), 0, atol=1e-9)
-    np.testing.assert_allclose(np.nanstd(z, 0), 1, atol=1e-9)
-    bad = cohort.labs.copy()
+def test_numeric_panel_model_reads_the_panel_through_lab_features(cohort):
+    from oncolab.features import LabFeatures
+    from oncolab.text import numeric_panel_model
+
+    labs, y = cohort.labs, cohort.y
+    m = numeric_panel_model(C=0.5).fit(labs.iloc[:40], y[:40])
+    ref = LabFeatures().fit(labs.iloc[:40])
+    np.testing.assert_array_equal(m[0].transform(labs), ref.transform(labs))
+    assert m[-1].C == 0.5 and m[-1].coef_.shape == (3, 2 * len(BIOMARKERS))  # value + missing flag per lab
+    p = m.predict_proba(labs.iloc[40:])
+    np.testing.assert_allclose(p.sum(1), 1.0)
+    np.testing.assert_array_equal(m.predict_proba(labs.iloc[40:, ::-1]), p)  # labs matched by name
+    bad = labs.iloc[40:].copy()
     bad.iloc[0, 0] = -1
-    with pytest.raises(ValueError, match="negative"):
-        f.transform(bad)
-
-
-def test_macro_auc_ci_agrees_with_sklearn():
-    from sklearn.metrics import roc_auc_score
-
-    rng = np.random.default_rng(0)
-    y = rng.integers(0, 3, 150)
-    p = rng.dirichlet(np.ones(3), 150) + np.eye(3)[y] * 0.5
-    p /= p.sum(1, keepdims=True)
-    auc, lo, hi = macro_auc_ci(y, p, n_boot=100, seed=0)
-    assert auc == pytest.approx(roc_auc_score(y, p, multi_class="ovr", average="macro"))
-    assert lo < auc < hi
-    assert (auc, lo, hi) == macro_auc_ci(y, p, n_boot=100, seed=0)
-    with pytest.raises(ValueError, match="proba"):
-        macro_auc_ci(y, p[:10])
+    with pytest.raises(ValueError, match=rf"lab '{labs.columns[0]}' of patient '{labs.index[40]}' is -1"):
+        m.predict_proba(bad)
 
 
 def test_tiny_bert_encoder_same_seed_same_bytes(cohort):

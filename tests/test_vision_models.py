@@ -339,6 +339,11 @@ def test_train_classifier_learns_a_separable_task_and_is_seeded():
     assert p.shape == (20, 2)
     np.testing.assert_allclose(p.sum(1), 1, atol=1e-5)
     assert (p.argmax(1) == y[40:]).mean() >= 0.9
+    # the weights kept are those of the epoch with the lowest validation loss
+    best = h1["best_epoch"]
+    assert len(h1["train_loss"]) == len(h1["val_accuracy"]) == 10 and h1["val_loss"][best] == min(h1["val_loss"])
+    assert -np.log(p[np.arange(20), y[40:]]).mean() == pytest.approx(h1["val_loss"][best], rel=1e-4)
+    assert h1["val_accuracy"][best] == (p.argmax(1) == y[40:]).mean()
 
 
 def test_lesion_crops_keep_the_lesion_in_the_centre(small_cohort):

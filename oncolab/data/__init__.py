@@ -1,9 +1,11 @@
-"""Data: the ``Cohort`` type, the synthetic cohort, files on disk, splits and real datasets.
+"""Data: the ``Cohort`` type, the synthetic cohorts and their oracle, files on disk, splits and real datasets.
 
-Chapter 1 teaches all of it. This subpackage knows nothing of models.
+Chapter 1 teaches all of it; chapter 14 adds the prostate cohort. This subpackage knows
+nothing of models.
 """
 
-from .cohort import DIAGNOSES, MODALITIES, Cohort, Patient, check_modalities
+from .cohort import DIAGNOSES, MODALITIES, Cohort, Patient, check_modalities, survival_array
+from .generators import oracle, oracle_table
 from .io import (
     DiskImages,
     YoloLabelError,
@@ -32,8 +34,8 @@ from .synthetic import (
     INFORMATIVE_GENES,
     SITES,
     CohortConfig,
+    diagnosis_posterior,
     lesion_geometry,
-    oracle_table,
     render_radiograph,
     render_slide,
     stain_matrix,
@@ -41,11 +43,11 @@ from .synthetic import (
 )
 
 __all__ = [
-    "BIOMARKERS", "CENTERS", "DIAGNOSES", "GENES", "GENE_PATHWAYS", "INFORMATIVE_GENES",
-    "MODALITIES", "SITES", "ProstateCohort", "ProstateConfig", "prostate_cohort", "Biomarker", "Cohort", "CohortConfig", "DiskImages", "Patient",
-    "RealDataset", "YoloLabelError", "biomarker", "check_modalities", "export_cohort",
-    "export_yolo", "write_yolo_dataset", "flag_value", "kfold_indices", "lesion_geometry", "load_breast_cancer_genes",
-    "load_cohort", "load_fna_breast_cancer", "load_gbsg2", "load_whas500", "oracle_table",
-    "read_data_yaml", "read_image", "read_yolo_labels", "reference_range", "render_radiograph",
-    "render_slide", "stain_matrix", "synthetic_cohort", "train_val_test_split",
+    "BIOMARKERS", "CENTERS", "DIAGNOSES", "GENES", "GENE_PATHWAYS", "INFORMATIVE_GENES", "MODALITIES", "SITES",
+    "Biomarker", "Cohort", "CohortConfig", "DiskImages", "Patient", "ProstateCohort", "ProstateConfig",
+    "RealDataset", "YoloLabelError", "biomarker", "check_modalities", "diagnosis_posterior", "export_cohort",
+    "export_yolo", "flag_value", "kfold_indices", "lesion_geometry", "load_breast_cancer_genes", "load_cohort",
+    "load_fna_breast_cancer", "load_gbsg2", "load_whas500", "oracle", "oracle_table", "prostate_cohort",
+    "read_data_yaml", "read_image", "read_yolo_labels", "reference_range", "render_radiograph", "render_slide",
+    "stain_matrix", "survival_array", "synthetic_cohort", "train_val_test_split", "write_yolo_dataset",
 ]

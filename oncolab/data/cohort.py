@@ -3,22 +3,27 @@
 Taught in chapter 1 ("Multimodal oncology data").
 
 A cohort is a handful of tables indexed by ``patient_id`` plus an image source that makes or
-reads each patient's radiograph and pathology slide region on demand, so that a
-2000-patient cohort never holds all its images in memory:
+reads each patient's images on demand, so that a 2000-patient cohort never holds all its
+images in memory:
 
 ============  =====================================================================
 table          columns
 ============  =====================================================================
-clinical       age (years), sex (F/M), site, center
+clinical       age (years), sex (F/M), site, center (other cohorts: their own variables)
 labs           one column per biomarker of :data:`oncolab.data.labs.BIOMARKERS` (NaN = not measured)
 genes          one column per gene of :data:`oncolab.data.synthetic.GENES` (raw read counts)
-labels         diagnosis (benign / intermediate / malignant), y (0/1/2), time (months), event (bool)
+labels         time (months), event (bool); where there is a diagnosis, also diagnosis
+               (benign / intermediate / malignant) and y (0/1/2)
 boxes          x0, y0, x1, y1: the lesion's box on the radiograph, in pixels
 presence       one bool column per modality: was it acquired for this patient?
 truth          the generator's latents (synthetic cohorts only): never a model input
 ============  =====================================================================
 
-Models read the first six; ``truth`` exists so that results can be set beside the oracle.
+Models read the first six; ``truth`` exists so that results can be set beside the oracle,
+which is a function of the generator that made the cohort (:func:`oncolab.data.oracle`),
+not of the container. The container knows nothing of any generator: the bone-tumour cohort
+of :mod:`oncolab.data.synthetic`, the prostate cohort of :mod:`oncolab.data.prostate`, a
+cohort loaded from a folder and one built by hand are all the same type.
 """
 
 from __future__ import annotations
@@ -26,13 +31,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["DIAGNOSES", "MODALITIES", "Cohort", "Patient", "check_modalities", "resolve_patient",
-           "select_ids", "survival_array"]
+__all__ = ["DIAGNOSES", "MODALITIES", "TABLES", "Cohort", "Patient", "check_modalities", "survival_array"]
 
 DIAGNOSES: tuple[str, ...] = ("benign", "intermediate", "malignant")
 MODALITIES: tuple[str, ...] = ("radiograph", "pathology", "labs", "genes", "clinical")
@@ -40,7 +44,20 @@ TABLES: tuple[str, ...] = ("clinical", "labs", "genes", "labels", "boxes", "pres
 
 
 def check_modalities(modalities: Sequence[str] | None) -> tuple[str, ...]:
-    """Validate modality names; ``None`` means all of :data:`MODALITIES`."""
+    """Validate names of the bone-tumour cohort's modalities.
+
+    Taught in chapter 1.
+
+    Parameters
+    ----------
+    modalities : sequence of str, str or None
+        Some of :data:`MODALITIES`; one name alone is accepted; ``None`` means all of them.
+
+    Returns
+    -------
+    tuple of str
+        The names, in the order of :data:`MODALITIES`.
+    """
     if modalities is None:
         return MODALITIES
     if isinstance(modalities, str):
@@ -53,57 +70,50 @@ def check_modalities(modalities: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(m for m in MODALITIES if m in modalities)
 
 
-def resolve_patient(ids: pd.Index, key: int | str) -> str:
-    """The patient id for ``key``: a position (int, negative allowed) or an id (str) in ``ids``."""
-    if isinstance(key, str):
-        if key not in ids:
-            raise KeyError(f"no patient {key!r} in this cohort")
-        return key
-    if isinstance(key, int | np.integer):
-        if not -len(ids) <= int(key) < len(ids):
-            raise IndexError(f"patient index {key} out of range for a cohort of {len(ids)}")
-        return str(ids[int(key)])
-    raise TypeError(f"a patient is named by its position (int) or id (str), got {type(key).__name__}")
+def survival_array(event: Any, time: Any) -> np.ndarray:
+    """scikit-survival's structured array of (event, time).
 
+    Taught in chapter 1; chapter 8 fits survival models to it.
 
-def select_ids(ids: pd.Index, index: Sequence[int] | np.ndarray | pd.Index) -> pd.Index:
-    """The ids picked by positions, a boolean mask, or ids themselves (checked to exist)."""
-    index = np.asarray(index)
-    if index.dtype == bool:
-        if len(index) != len(ids):
-            raise ValueError(f"boolean mask has length {len(index)}, cohort has {len(ids)}")
-        return ids[index]
-    if index.dtype.kind in "iu" or len(index) == 0:
-        return ids[index.astype(int)]
-    missing = [i for i in index if i not in ids]
-    if missing:
-        raise KeyError(f"no patient {missing[0]!r} in this cohort")
-    return pd.Index(index, name=ids.name)
+    Parameters
+    ----------
+    event : array-like of bool
+        True where the event (death, recurrence) was observed, False where censored.
+    time : array-like of float
+        Time to the event or to censoring.
 
-
-def survival_array(labels: pd.DataFrame) -> np.ndarray:
-    """scikit-survival's structured (event, time) array from a table with those columns."""
-    out = np.empty(len(labels), dtype=[("event", bool), ("time", float)])
-    out["event"] = labels["event"].to_numpy(bool)
-    out["time"] = labels["time"].to_numpy(float)
+    Returns
+    -------
+    numpy.ndarray
+        A structured array with fields ``event`` (bool) and ``time`` (float).
+    """
+    event, time = np.asarray(event), np.asarray(time)
+    if event.shape != time.shape or event.ndim != 1:
+        raise ValueError(f"event and time must be 1-D of the same length, got shapes {event.shape} and {time.shape}")
+    out = np.empty(len(time), dtype=[("event", bool), ("time", float)])
+    out["event"] = event.astype(bool)
+    out["time"] = time.astype(float)
     return out
 
 
 @dataclass
 class Patient:
-    """One patient: every modality that was acquired, the labels, and (synthetic) the truth."""
+    """One patient: every modality that was acquired, the labels, and (synthetic) the truth.
+
+    ``diagnosis`` and ``y`` are None in a cohort without a diagnosis (the prostate cohort).
+    """
 
     patient_id: str
     clinical: dict[str, Any]
     labs: dict[str, float]
     genes: pd.Series | None
-    diagnosis: str
-    y: int
+    diagnosis: str | None
+    y: int | None
     time: float
     event: bool
     box: tuple[float, float, float, float] | None
     radiograph: np.ndarray | None = field(repr=False, default=None)
-    slide: np.ndarray | None = field(repr=False, default=None)
+    slide: Any = field(repr=False, default=None)
     presence: dict[str, bool] = field(default_factory=dict)
     truth: dict[str, float] = field(default_factory=dict)
 
@@ -111,14 +121,30 @@ class Patient:
 class Cohort:
     """Tables indexed by ``patient_id`` and a lazy image source.
 
-    Build one with :func:`oncolab.data.synthetic_cohort`, :func:`oncolab.data.load_cohort` or
-    by hand: ``Cohort(tables={...}, images=source, meta={...})`` where ``source`` has
-    ``radiograph(pid)``, ``slide(pid)`` and ``lesion_mask(pid)`` methods (or is ``None``).
+    Taught in chapter 1. Build one with :func:`oncolab.data.synthetic_cohort`,
+    :func:`oncolab.data.prostate_cohort`, :func:`oncolab.data.load_cohort` or by hand.
+
+    Parameters
+    ----------
+    tables : dict of str to pandas.DataFrame
+        Some of :data:`TABLES`, all indexed by the same unique ``patient_id``; ``labels`` is
+        required.
+    images : object, optional
+        The image source: for each image kind of :attr:`IMAGE_KINDS` it has a method of that
+        name taking a patient id (``radiograph(pid)``, ``slide(pid)``, ``lesion_mask(pid)``).
+        ``None`` for a cohort of tables only.
+    meta : dict, optional
+        What made the cohort: ``source``, ``seed``, ``config``, ``modalities`` (the
+        modalities it has, :data:`MODALITIES` when not given).
     """
+
+    #: image kind (an accessor and a method of the image source) -> the modality it belongs to
+    IMAGE_KINDS: ClassVar[dict[str, str]] = {"radiograph": "radiograph", "lesion_mask": "radiograph",
+                                             "slide": "pathology"}
 
     def __init__(self, tables: dict[str, pd.DataFrame], images: Any = None, meta: dict | None = None):
         if "labels" not in tables:
-            raise ValueError("a cohort needs at least a 'labels' table")
+            raise ValueError(f"a cohort needs at least a 'labels' table; got tables {sorted(tables)}")
         ids = tables["labels"].index
         if ids.name != "patient_id":
             raise ValueError(f"tables must be indexed by 'patient_id', got index name {ids.name!r}")
@@ -139,22 +165,30 @@ class Cohort:
         return len(self.labels)
 
     def __repr__(self) -> str:
-        counts = self.labels["diagnosis"].value_counts().reindex(DIAGNOSES, fill_value=0)
-        return (f"Cohort(n={len(self)}, modalities={list(self.modalities)}, "
-                f"diagnoses={ {k: int(v) for k, v in counts.items()} }, "
-                f"events={int(self.labels['event'].sum())})")
+        parts = [f"n={len(self)}", f"modalities={list(self.modalities)}"]
+        labels = self.labels
+        if "diagnosis" in labels.columns:
+            counts = labels["diagnosis"].value_counts().reindex(DIAGNOSES, fill_value=0)
+            parts.append(f"diagnoses={ {k: int(v) for k, v in counts.items()} }")
+        if "event" in labels.columns:
+            parts.append(f"events={int(labels['event'].sum())}")
+        absent = {m: int((~self.presence[m].astype(bool)).sum()) for m in self.presence.columns}
+        absent = {m: k for m, k in absent.items() if k}
+        if absent:
+            parts.append(f"absent={absent}")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
     def _table(self, name: str) -> pd.DataFrame:
         if name not in self.tables:
             raise AttributeError(f"this cohort has no {name!r} table; it has {sorted(self.tables)}")
         return self.tables[name]
 
-    clinical = property(lambda self: self._table("clinical"))
-    labs = property(lambda self: self._table("labs"))
-    genes = property(lambda self: self._table("genes"))
-    labels = property(lambda self: self._table("labels"))
-    boxes = property(lambda self: self._table("boxes"))
-    truth = property(lambda self: self._table("truth"))
+    clinical = property(lambda self: self._table("clinical"), doc="The clinical table.")
+    labs = property(lambda self: self._table("labs"), doc="The lab table (NaN = not measured).")
+    genes = property(lambda self: self._table("genes"), doc="The gene expression table (read counts).")
+    labels = property(lambda self: self._table("labels"), doc="The outcome table.")
+    boxes = property(lambda self: self._table("boxes"), doc="The lesion boxes (x0, y0, x1, y1) in pixels.")
+    truth = property(lambda self: self._table("truth"), doc="The generator's latents (synthetic cohorts).")
 
     @property
     def presence(self) -> pd.DataFrame:
@@ -165,51 +199,144 @@ class Cohort:
 
     @property
     def ids(self) -> pd.Index:
+        """The patient ids, in the cohort's order."""
         return self.labels.index
 
     @property
     def y(self) -> np.ndarray:
         """Diagnosis as integers 0 (benign), 1 (intermediate), 2 (malignant)."""
+        if "y" not in self.labels.columns:
+            raise AttributeError(f"this cohort has no diagnosis (no 'y' label); its labels are "
+                                 f"{list(self.labels.columns)}")
         return self.labels["y"].to_numpy()
 
     @property
     def modalities(self) -> tuple[str, ...]:
+        """The modalities this cohort has (``meta['modalities']``, else :data:`MODALITIES`)."""
         return tuple(self.meta.get("modalities", MODALITIES))
 
     def survival_y(self) -> np.ndarray:
-        """Survival outcome as scikit-survival's structured array of (event, time)."""
-        return survival_array(self.labels)
+        """The survival outcome as scikit-survival's structured array of (event, time).
 
-    # --- images ---------------------------------------------------------------------------
+        Returns
+        -------
+        numpy.ndarray
+            :func:`survival_array` of the ``event`` and ``time`` labels.
+        """
+        labels = self.labels
+        missing = [c for c in ("event", "time") if c not in labels.columns]
+        if missing:
+            raise ValueError(f"this cohort has no survival outcome: labels lack {missing}; "
+                             f"they are {list(labels.columns)}")
+        return survival_array(labels["event"].to_numpy(), labels["time"].to_numpy())
+
+    # --- patients and images --------------------------------------------------------------
     def _pid(self, key: int | str) -> str:
-        return resolve_patient(self.ids, key)
+        ids = self.ids
+        if isinstance(key, str):
+            if key not in ids:
+                raise KeyError(f"no patient {key!r} in this cohort")
+            return key
+        if isinstance(key, int | np.integer) and not isinstance(key, bool):
+            if not -len(ids) <= int(key) < len(ids):
+                raise IndexError(f"patient index {key} out of range for a cohort of {len(ids)}")
+            return str(ids[int(key)])
+        raise TypeError(f"a patient is named by its position (int) or id (str), got {type(key).__name__}")
 
-    def _image(self, kind: str, key: int | str) -> np.ndarray:
+    def has(self, modality: str, key: int | str) -> bool:
+        """Whether a modality was acquired for one patient.
+
+        Parameters
+        ----------
+        modality : str
+            A modality name (one of :attr:`modalities` for a True answer).
+        key : int or str
+            The patient's position (negative allowed) or id.
+
+        Returns
+        -------
+        bool
+            False when the cohort lacks the modality or ``presence`` says it was not acquired.
+        """
         pid = self._pid(key)
-        modality = "radiograph" if kind in ("radiograph", "lesion_mask") else "pathology"
+        if modality not in self.modalities:
+            return False
+        presence = self.presence
+        return bool(presence.at[pid, modality]) if modality in presence.columns else True
+
+    def image(self, kind: str, key: int | str) -> Any:
+        """One patient's image of one kind, made or read by the image source on demand.
+
+        Parameters
+        ----------
+        kind : str
+            One of :attr:`IMAGE_KINDS` (``"radiograph"``, ``"lesion_mask"``, ``"slide"``).
+        key : int or str
+            The patient's position (negative allowed) or id.
+
+        Returns
+        -------
+        object
+            What the image source returns (a NumPy array for the kinds of :class:`Cohort`).
+        """
+        if kind not in self.IMAGE_KINDS:
+            raise ValueError(f"this cohort has no {kind} images; its image kinds are {list(self.IMAGE_KINDS)}")
+        modality = self.IMAGE_KINDS[kind]
+        pid = self._pid(key)
         if self.images is None or modality not in self.modalities:
             raise ValueError(f"this cohort has no {modality} images")
-        if "presence" in self.tables and not bool(self.tables["presence"].at[pid, modality]):
+        if not self.has(modality, pid):
             raise ValueError(f"patient {pid} has no {modality} (presence is False)")
         return getattr(self.images, kind)(pid)
 
     def radiograph(self, key: int | str) -> np.ndarray:
         """The patient's radiograph, uint8 (H, W)."""
-        return self._image("radiograph", key)
+        return self.image("radiograph", key)
 
     def slide(self, key: int | str) -> np.ndarray:
         """The patient's H&E slide region, uint8 (H, W, 3)."""
-        return self._image("slide", key)
+        return self.image("slide", key)
 
     def lesion_mask(self, key: int | str) -> np.ndarray:
         """The true lesion mask on the radiograph, bool (H, W) (used to check explanations)."""
-        return self._image("lesion_mask", key)
+        return self.image("lesion_mask", key)
+
+    def image_arrays(self, key: int | str) -> dict[str, np.ndarray]:
+        """The arrays that stand for a patient's acquired images in :meth:`fingerprint` and :meth:`equals`.
+
+        Parameters
+        ----------
+        key : int or str
+            The patient's position (negative allowed) or id.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            The radiograph and the slide region, where acquired (empty without an image source).
+        """
+        pid = self._pid(key)
+        if self.images is None:
+            return {}
+        return {kind: self.image(kind, pid) for kind in ("radiograph", "slide")
+                if kind in self.IMAGE_KINDS and self.has(self.IMAGE_KINDS[kind], pid)}
 
     def patient(self, key: int | str, images: bool = True) -> Patient:
-        """Everything about one patient, images included unless ``images=False``."""
+        """Everything about one patient.
+
+        Parameters
+        ----------
+        key : int or str
+            The patient's position (negative allowed) or id.
+        images : bool
+            Also make or read the radiograph and the slide (where acquired).
+
+        Returns
+        -------
+        Patient
+        """
         pid = self._pid(key)
         lab = self.labels.loc[pid]
-        pres = self.presence.loc[pid].to_dict() if pid in self.presence.index else {}
+        pres = self.presence.loc[pid].to_dict()
         box = None
         if "boxes" in self.tables and pres.get("radiograph", True):
             b = self.boxes.loc[pid]
@@ -219,46 +346,82 @@ class Cohort:
             clinical=self.clinical.loc[pid].to_dict() if "clinical" in self.tables else {},
             labs=self.labs.loc[pid].to_dict() if "labs" in self.tables else {},
             genes=self.genes.loc[pid] if "genes" in self.tables else None,
-            diagnosis=str(lab.diagnosis), y=int(lab.y), time=float(lab.time), event=bool(lab.event),
+            diagnosis=str(lab["diagnosis"]) if "diagnosis" in lab.index else None,
+            y=int(lab["y"]) if "y" in lab.index else None,
+            time=float(lab["time"]), event=bool(lab["event"]),
             box=box,
-            radiograph=self.radiograph(pid) if images and pres.get("radiograph", "radiograph" in self.modalities) and "radiograph" in self.modalities else None,
-            slide=self.slide(pid) if images and pres.get("pathology", "pathology" in self.modalities) and "pathology" in self.modalities else None,
+            radiograph=self.radiograph(pid) if images and self.has("radiograph", pid) else None,
+            slide=self.slide(pid) if images and self.has("pathology", pid) else None,
             presence={k: bool(v) for k, v in pres.items()},
             truth=self.truth.loc[pid].to_dict() if "truth" in self.tables else {},
         )
 
     # --- subsets and comparison -----------------------------------------------------------
     def subset(self, index: Sequence[int] | np.ndarray | pd.Index) -> Cohort:
-        """A cohort of some patients (positions, a boolean mask, or ids); images are shared."""
-        ids = select_ids(self.ids, index)
-        tables = {k: v.loc[ids] for k, v in self.tables.items()}
-        return Cohort(tables, images=self.images, meta=self.meta)
+        """Some of the patients, as a cohort of the same type sharing the image source.
 
-    def oracle(self, n_sim: int = 200_000) -> dict[str, Any]:
-        """The best any model could reach on this cohort (see :mod:`oncolab.data.synthetic`)."""
-        if "truth" not in self.tables:
-            raise ValueError("this cohort has no 'truth' table (a real dataset has no oracle)")
-        from .synthetic import oracle
+        Parameters
+        ----------
+        index : sequence of int, boolean mask, or ids
+            Positions, a boolean mask over the patients, or patient ids (checked to exist).
 
-        return oracle(self, n_sim=n_sim)
+        Returns
+        -------
+        Cohort
+            The chosen patients in the given order, with the same meta and images.
+        """
+        ids = self.ids
+        index = np.asarray(index)
+        if index.dtype == bool:
+            if len(index) != len(ids):
+                raise ValueError(f"boolean mask has length {len(index)}, cohort has {len(ids)}")
+            chosen = ids[index]
+        elif index.dtype.kind in "iu" or len(index) == 0:
+            chosen = ids[index.astype(int)]
+        else:
+            missing = [i for i in index if i not in ids]
+            if missing:
+                raise KeyError(f"no patient {missing[0]!r} in this cohort")
+            chosen = pd.Index(index, name=ids.name)
+        tables = {k: v.loc[chosen] for k, v in self.tables.items()}
+        return type(self)(tables, images=self.images, meta=self.meta)
 
     def fingerprint(self, images: int = 3) -> str:
-        """SHA-256 of every table (as CSV bytes) and the first ``images`` patients' images."""
+        """A digest of the cohort: same seed, same fingerprint.
+
+        Parameters
+        ----------
+        images : int
+            How many patients (the first ones) have their :meth:`image_arrays` hashed too.
+
+        Returns
+        -------
+        str
+            SHA-256 (hex) of every table as CSV bytes and of those patients' image arrays.
+        """
         h = hashlib.sha256()
         for name in sorted(self.tables):
             h.update(name.encode())
             h.update(self.tables[name].to_csv().encode())
-        if self.images is not None:
-            for pid in self.ids[:images]:
-                pres = self.presence.loc[pid]
-                if "radiograph" in self.modalities and pres.get("radiograph", True):
-                    h.update(self.radiograph(pid).tobytes())
-                if "pathology" in self.modalities and pres.get("pathology", True):
-                    h.update(self.slide(pid).tobytes())
+        for pid in self.ids[:images]:
+            for array in self.image_arrays(pid).values():
+                h.update(np.ascontiguousarray(array).tobytes())
         return h.hexdigest()
 
     def equals(self, other: Cohort, images: bool = True) -> bool:
-        """Same patients, same table values, same images (checked for every patient)."""
+        """Whether two cohorts hold the same patients, table values and (optionally) images.
+
+        Parameters
+        ----------
+        other : Cohort
+            The cohort to compare with.
+        images : bool
+            Also compare every patient's :meth:`image_arrays`.
+
+        Returns
+        -------
+        bool
+        """
         if sorted(self.tables) != sorted(other.tables) or not self.ids.equals(other.ids):
             return False
         for name, df in self.tables.items():
@@ -269,11 +432,11 @@ class Cohort:
                 pd.testing.assert_frame_equal(df, o, check_dtype=False, check_exact=True)
             except AssertionError:
                 return False
-        if images and self.images is not None:
+        if images:
             for pid in self.ids:
-                pres = self.presence.loc[pid]
-                for mod, fn in (("radiograph", "radiograph"), ("pathology", "slide")):
-                    if mod in self.modalities and pres.get(mod, True):
-                        if not np.array_equal(getattr(self, fn)(pid), getattr(other, fn)(pid)):
-                            return False
+                mine, theirs = self.image_arrays(pid), other.image_arrays(pid)
+                if mine.keys() != theirs.keys():
+                    return False
+                if not all(np.array_equal(mine[k], theirs[k]) for k in mine):
+                    return False
         return True

@@ -43,13 +43,26 @@ __all__ = [
 
 _META = "cohort.json"
 _BOOL_TABLES = {"presence"}
+_IMAGE_MODES = {"radiograph": "L", "slide": "RGB", "lesion_mask": "L"}  # image kind -> PNG mode
 
 
 def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
-    """Read an image file into a uint8 array; unreadable files raise naming the file.
+    """Read an image file into a uint8 array; an unreadable file raises naming the file.
 
-    ``mode`` ``"L"`` (grayscale) or ``"RGB"`` converts: RGB to grayscale by ITU-R 601-2 luma,
-    grayscale to RGB by copying the channel.
+    Taught in chapter 1; the complete system of chapter 12 reads a reader's own images with it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The image file (PNG, JPEG, TIFF, ... whatever Pillow reads).
+    mode : {"L", "RGB"} or None
+        Convert: RGB to grayscale by ITU-R 601-2 luma, grayscale to RGB by copying the
+        channel. ``None`` keeps the file's own mode.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 (H, W) or (H, W, C).
     """
     path = Path(path)
     if not path.is_file():
@@ -73,22 +86,34 @@ def _write_png(array: np.ndarray, path: Path) -> None:
 
 
 class DiskImages:
-    """Images of an exported cohort, read from its folder on demand."""
+    """The image source of an exported cohort: its PNG files, read from the folder on demand.
+
+    Taught in chapter 1. It has one method per image kind of :class:`~oncolab.data.Cohort`
+    (``radiograph``, ``slide``, ``lesion_mask``), each taking a patient id.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The cohort folder written by :func:`export_cohort`.
+    """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
 
-    def _read(self, kind: str, pid: str, mode: str) -> np.ndarray:
-        return read_image(self.folder / "images" / kind / f"{pid}.png", mode)
+    def _read(self, kind: str, pid: str) -> np.ndarray:
+        return read_image(self.folder / "images" / kind / f"{pid}.png", _IMAGE_MODES[kind])
 
     def radiograph(self, pid: str) -> np.ndarray:
-        return self._read("radiograph", pid, "L")
+        """The patient's radiograph, uint8 (H, W)."""
+        return self._read("radiograph", pid)
 
     def slide(self, pid: str) -> np.ndarray:
-        return self._read("slide", pid, "RGB")
+        """The patient's slide region, uint8 (H, W, 3)."""
+        return self._read("slide", pid)
 
     def lesion_mask(self, pid: str) -> np.ndarray:
-        return self._read("lesion_mask", pid, "L") > 127
+        """The patient's lesion mask, bool (H, W)."""
+        return self._read("lesion_mask", pid) > 127
 
 
 def _atomic_folder(folder: Path, overwrite: bool) -> Path:
@@ -112,8 +137,34 @@ def _publish(tmp: Path, folder: Path) -> None:
 
 def export_cohort(cohort: Cohort, folder: str | Path, images: bool = True, overwrite: bool = False,
                   progress: bool = False) -> Path:
-    """Write a cohort as CSV tables, PNG images and ``cohort.json``; return the folder."""
+    """Write a cohort as CSV tables, PNG images and ``cohort.json`` (the layout in this module's docstring).
+
+    Taught in chapter 1. The folder appears whole or not at all.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The cohort. Its images are written when they are radiographs and slide regions;
+        a cohort with other image kinds (the prostate cohort's slide pyramids and MRI) needs
+        ``images=False``.
+    folder : str or Path
+        The folder to create; its parent must exist.
+    images : bool
+        Also write the images (PNG).
+    overwrite : bool
+        Replace an existing folder.
+    progress : bool
+        Show a progress bar over the patients.
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
     folder = Path(folder)
+    if images and cohort.images is not None and set(cohort.IMAGE_KINDS) - set(_IMAGE_MODES):
+        raise ValueError(f"export_cohort writes {sorted(_IMAGE_MODES)} images as PNG; this {type(cohort).__name__} "
+                         f"has image kinds {sorted(cohort.IMAGE_KINDS)}: pass images=False to write its tables only")
     tmp = _atomic_folder(folder, overwrite)
     try:
         for name, df in cohort.tables.items():
@@ -149,7 +200,22 @@ def export_cohort(cohort: Cohort, folder: str | Path, images: bool = True, overw
 
 
 def load_cohort(folder: str | Path) -> Cohort:
-    """Load a folder written by :func:`export_cohort` back into an equal :class:`Cohort`."""
+    """Load a folder written by :func:`export_cohort` back into an equal :class:`~oncolab.data.Cohort`.
+
+    Taught in chapter 1. A folder left by an interrupted export, or without ``cohort.json``,
+    is refused with a message naming it.
+
+    Parameters
+    ----------
+    folder : str or Path
+        The cohort folder.
+
+    Returns
+    -------
+    Cohort
+        Its tables, its meta (source, seed, config, modalities) and a :class:`DiskImages`
+        source when the folder has images.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"cohort folder not found: {folder}")
@@ -193,9 +259,27 @@ def export_yolo(cohort: Cohort, folder: str | Path, splits: dict[str, Sequence[i
                 class_names: Sequence[str] = ("lesion",), overwrite: bool = False) -> Path:
     """Write the cohort's radiographs and lesion boxes as an ultralytics YOLO dataset.
 
-    ``splits`` maps split name (``train``, ``val``, ``test``) to patient positions. Each
-    image gets ``labels/<split>/<id>.txt`` with one line ``class cx cy w h`` (normalised to
-    [0, 1]); ``data.yaml`` names the splits and classes. Returns the path to ``data.yaml``.
+    Taught in chapter 1; chapter 3 trains YOLO on it.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort with radiographs and a ``boxes`` table; patients without a radiograph are
+        skipped.
+    folder : str or Path
+        The dataset folder to create.
+    splits : dict of str to sequence of int
+        Split name (``train``, ``val``, ``test``) to patient positions.
+    class_names : sequence of str
+        The class names (one class: ``lesion``).
+    overwrite : bool
+        Replace an existing folder.
+
+    Returns
+    -------
+    Path
+        The ``data.yaml`` naming the splits and classes. Each image gets
+        ``labels/<split>/<id>.txt`` with one line ``class cx cy w h`` (normalised to [0, 1]).
     """
     bad = set(splits) - {"train", "val", "test"}
     if bad:
@@ -214,12 +298,27 @@ def export_yolo(cohort: Cohort, folder: str | Path, splits: dict[str, Sequence[i
 
 def write_yolo_dataset(splits: dict[str, Iterable[tuple[str, np.ndarray, Sequence[float]]]], folder: str | Path,
                        class_names: Sequence[str] = ("lesion",), overwrite: bool = False) -> Path:
-    """Write images with one class-0 box each as an ultralytics YOLO dataset; return ``data.yaml``.
+    """Write images with one class-0 box each as an ultralytics YOLO dataset.
 
-    ``splits`` maps a split name (``train``, ``val``, ``test``) to ``(name, image, xyxy box)``
-    items (an iterator is fine: images are written one at a time). The folder appears whole
-    or not at all. :func:`export_yolo` writes a cohort this way (chapter 3); the complete
-    system of chapter 12 trains its detector on such a folder.
+    Taught in chapter 3 (through :func:`export_yolo`); the complete system of chapter 12
+    trains its detector on such a folder. The folder appears whole or not at all.
+
+    Parameters
+    ----------
+    splits : dict of str to iterable
+        A split name (``train``, ``val``, ``test``) to ``(name, image, xyxy box)`` items (an
+        iterator is fine: images are written one at a time).
+    folder : str or Path
+        The dataset folder to create.
+    class_names : sequence of str
+        The class names.
+    overwrite : bool
+        Replace an existing folder.
+
+    Returns
+    -------
+    Path
+        The dataset's ``data.yaml``.
     """
     import yaml
 
@@ -249,7 +348,21 @@ def write_yolo_dataset(splits: dict[str, Iterable[tuple[str, np.ndarray, Sequenc
 
 
 def read_data_yaml(path: str | Path) -> dict:
-    """Read and check a YOLO ``data.yaml``: ``names`` and at least a ``train`` split that exist."""
+    """Read and check a YOLO ``data.yaml``: ``names`` and at least a ``train`` split that exist.
+
+    Taught in chapter 3; a malformed file raises :class:`YoloLabelError` naming it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``data.yaml``.
+
+    Returns
+    -------
+    dict
+        Its contents, with ``names`` as {class index: name} and ``root``, the folder the
+        split paths are relative to.
+    """
     import yaml
 
     path = Path(path)
@@ -285,10 +398,23 @@ def read_data_yaml(path: str | Path) -> dict:
 
 
 def read_yolo_labels(path: str | Path, n_classes: int | None = None) -> np.ndarray:
-    """Read one YOLO label file into an (n, 5) array ``class cx cy w h``.
+    """Read one YOLO label file.
 
-    Every line must have five numbers, the class an integer in range, the box inside [0, 1]
-    with positive width and height; otherwise a :class:`YoloLabelError` names the file and line.
+    Taught in chapter 1. Every line must have five numbers, the class an integer in range,
+    the box inside [0, 1] with positive width and height; otherwise a
+    :class:`YoloLabelError` names the file and line.
+
+    Parameters
+    ----------
+    path : str or Path
+        The label file (``labels/<split>/<id>.txt``).
+    n_classes : int or None
+        The number of classes, to check the class indices against.
+
+    Returns
+    -------
+    numpy.ndarray
+        float (n, 5): ``class cx cy w h`` per box, normalised to [0, 1].
     """
     path = Path(path)
     rows = []

@@ -89,7 +89,19 @@ _BY_NAME = {b.name: b for b in BIOMARKERS}
 
 
 def biomarker(name: str) -> Biomarker:
-    """Look a biomarker up by its column name; unknown names raise a KeyError listing the known."""
+    """Look a biomarker up by its column name; an unknown name raises a KeyError listing the known ones.
+
+    Taught in chapter 1.
+
+    Parameters
+    ----------
+    name : str
+        A column of the lab table (e.g. ``"alp"``).
+
+    Returns
+    -------
+    Biomarker
+    """
     try:
         return _BY_NAME[name]
     except KeyError:
@@ -99,8 +111,22 @@ def biomarker(name: str) -> Biomarker:
 def reference_range(name: str, sex: str | None = None, age: float | None = None) -> tuple[float, float]:
     """Reference range (low, high) for a biomarker, by sex and age where it matters.
 
-    ESR's upper limit follows the Westergren rule of thumb when an age is given:
-    age/2 for men and (age + 10)/2 for women, never below the adult default.
+    Taught in chapter 6. ESR's upper limit follows the Westergren rule of thumb when an age is
+    given: age/2 for men and (age + 10)/2 for women, never below the adult default.
+
+    Parameters
+    ----------
+    name : str
+        The biomarker's column name.
+    sex : {"F", "M"} or None
+        The patient's sex (haemoglobin and ESR depend on it); ``None``: the adult default.
+    age : float or None
+        The patient's age in years (ESR depends on it).
+
+    Returns
+    -------
+    tuple of float
+        (low, high), in the biomarker's unit.
     """
     b = biomarker(name)
     low, high = b.low, b.high
@@ -116,7 +142,24 @@ def reference_range(name: str, sex: str | None = None, age: float | None = None)
 
 
 def flag_value(name: str, value: float | None, sex: str | None = None, age: float | None = None) -> str:
-    """Flag one value by the rule in this module's docstring."""
+    """Flag one value by the rule in this module's docstring.
+
+    Taught in chapter 6.
+
+    Parameters
+    ----------
+    name : str
+        The biomarker's column name.
+    value : float or None
+        The measured value (NaN or None: not measured); a negative value raises.
+    sex, age :
+        As for :func:`reference_range`.
+
+    Returns
+    -------
+    str
+        One of :data:`FLAGS`.
+    """
     b = biomarker(name)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "not measured"

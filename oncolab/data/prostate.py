@@ -53,11 +53,14 @@ BCR time (months) is Weibull proportional hazards with censoring by the end of f
 
 The oracle
 ----------
-Because the latents are jointly Gaussian, ``E[eta | some latents]`` is linear in them. The
-oracle reports Harrell's C of the true risk and of ``E[eta | S]`` for the information sets a
-model could read: the slide at both scales (``z_arch, z_nuc``), low magnification only
-(``z_arch``), high magnification only (``z_nuc``), the MRI lesion (``z_les``). These are
-ceilings: they assume the latent is read without error.
+Because the latents are jointly Gaussian, ``E[eta | some latents]`` is linear in them
+(:func:`conditional_risk`). :func:`oracle` reports Harrell's C of the true risk and of
+``E[eta | S]`` for the information sets a model could read: the slide at both scales
+(``z_arch, z_nuc``), low magnification only (``z_arch``), high magnification only
+(``z_nuc``), the MRI lesion (``z_les``). These are ceilings: they assume the latent is read
+without error. Like the bone cohort's, the oracle is a function of this generator; the cohort
+itself is a plain :class:`~oncolab.data.Cohort` (:class:`ProstateCohort` adds only its slide
+pyramid and MRI accessors).
 """
 
 from __future__ import annotations
@@ -65,24 +68,36 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from .cohort import resolve_patient, select_ids, survival_array
-from .synthetic import CENTERS, _check_size, _rng, stain_matrix
+from .cohort import Cohort
+from .synthetic import CENTERS, check_generated, check_integer, seeded_rng, stain_matrix
 
 __all__ = [
+    "INFORMATION_SETS",
     "LATENTS",
+    "PROSTATE_MODALITIES",
+    "SOURCE",
     "ProstateCohort",
     "ProstateConfig",
+    "ProstateImages",
     "ProstateSlide",
+    "conditional_risk",
     "lattice_noise",
+    "oracle",
+    "oracle_table",
     "prostate_cohort",
     "render_mri",
 ]
+
+#: ``meta["source"]`` of every cohort :func:`prostate_cohort` makes
+SOURCE = "synthetic prostate BCR"
+#: the prostate cohort's modalities (the columns of its ``presence`` table)
+PROSTATE_MODALITIES: tuple[str, ...] = ("pathology", "mri", "clinical")
 
 LATENTS = ("z_arch", "z_nuc", "z_les")
 STAGES = ("pT2", "pT3a", "pT3b")
@@ -113,6 +128,7 @@ class ProstateConfig:
     nucleus_radius: tuple[float, float] = (2.0, 2.2)  # level-0 pixels at z_nuc -> -inf, +inf
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (tuples as lists), as kept in ``cohort.meta["config"]``."""
         d = asdict(self)
         for k in ("mri_shape", "follow_up", "gland_spacing", "nucleus_radius"):
             d[k] = list(d[k])
@@ -120,6 +136,7 @@ class ProstateConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ProstateConfig:
+        """The config back from :meth:`to_dict`'s dict; an unknown setting raises, naming it."""
         d = dict(d)
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
@@ -136,6 +153,7 @@ class ProstateConfig:
         return np.array([[1.0, r1, r2], [r1, 1.0, 0.0], [r2, 0.0, 1.0]])
 
     def betas(self) -> np.ndarray:
+        """The log-hazard coefficients of (z_arch, z_nuc, z_les)."""
         return np.array([self.b_arch, self.b_nuc, self.b_les])
 
 
@@ -181,6 +199,23 @@ def lattice_noise(key: int, y0: int, x0: int, h: int, w: int, spacing: float) ->
     so they depend only on ``(key, i, j)``) and a Gaussian kernel ``k`` of width ``d``. Any
     window of the field is computed alone, as two matrix products, and agrees with the same
     pixels cut from a larger window: that is what lets a slide be rendered tile by tile.
+    Taught in chapter 14.
+
+    Parameters
+    ----------
+    key : int
+        The field's 64-bit random key.
+    y0, x0 : int
+        Top-left pixel of the window.
+    h, w : int
+        Window height and width in pixels.
+    spacing : float
+        Lattice spacing ``d`` in pixels (the field's correlation length).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (h, w), mean 0 and variance 1 over the field.
     """
     if spacing <= 0:
         raise ValueError(f"spacing must be positive, got {spacing}")
@@ -245,8 +280,8 @@ class ProstateSlide:
         for name, v in (("arch", arch), ("nuc", nuc)):
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {v}")
-        _check_size("size", size, minimum=64)
-        _check_size("levels", levels, minimum=1)
+        check_integer("size", size, minimum=64)
+        check_integer("levels", levels, minimum=1)
         if size % (2 ** (levels - 1)):
             raise ValueError(f"size {size} must be divisible by the largest downsample {2 ** (levels - 1)}")
         self.arch, self.nuc, self.center, self.key = float(arch), float(nuc), center, int(key)
@@ -343,10 +378,24 @@ class ProstateSlide:
         return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]) -> np.ndarray:
-        """Pixels of ``level`` (uint8 (h, w, 3)); ``location`` = top-left (x, y) at level 0.
+        """Pixels of one level of the pyramid, as ``openslide.OpenSlide.read_region`` reads them.
 
         The region may extend past the slide's edge (as in OpenSlide); those pixels are
         rendered like any others. Level ``k`` pixels are means of ``2^k x 2^k`` level-0 pixels.
+
+        Parameters
+        ----------
+        location : tuple of int
+            Top-left (x, y) of the region, in level-0 coordinates.
+        level : int
+            The pyramid level, 0 (full resolution) to ``level_count - 1``.
+        size : tuple of int
+            (w, h) in pixels of that level.
+
+        Returns
+        -------
+        numpy.ndarray
+            uint8 (h, w, 3) RGB.
         """
         if not isinstance(level, int | np.integer) or not 0 <= level < self.level_count:
             raise ValueError(f"level must be an integer in [0, {self.level_count - 1}], got {level!r}")
@@ -363,7 +412,18 @@ class ProstateSlide:
         return np.round(mean).astype(np.uint8)
 
     def thumbnail(self, size: int = 256) -> np.ndarray:
-        """A small overview of the whole slide, rendered strip by strip (uint8 (size, size, 3))."""
+        """A small overview of the whole slide, rendered strip by strip.
+
+        Parameters
+        ----------
+        size : int
+            Side of the thumbnail; it must divide the slide's side.
+
+        Returns
+        -------
+        numpy.ndarray
+            uint8 (size, size, 3) RGB, each pixel the mean of a block of level-0 pixels.
+        """
         ds = self.size // size
         if ds < 1 or self.size % size:
             raise ValueError(f"thumbnail size must divide the slide size {self.size}, got {size}")
@@ -386,7 +446,21 @@ def render_mri(u_les: float, rng: np.random.Generator, shape: tuple[int, int, in
     ``u_les`` in (0, 1) is the lesion's aggressiveness: its radius grows, its T2 signal and
     ADC fall (restricted diffusion) and its early contrast enhancement rises with it. The
     gland's size, position and the lesion's place in the gland, a smooth bias field and
-    noise are nuisance.
+    noise are nuisance. Taught in chapter 14.
+
+    Parameters
+    ----------
+    u_les : float
+        The lesion's aggressiveness in [0, 1].
+    rng : numpy.random.Generator
+        Draws the nuisance and the noise.
+    shape : tuple of int
+        (D, H, W), every size >= 8.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (3, D, H, W): the T2w, ADC and DCE volumes.
     """
     if not 0.0 <= u_les <= 1.0:
         raise ValueError(f"u_les must lie in [0, 1], got {u_les}")
@@ -418,145 +492,251 @@ def render_mri(u_les: float, rng: np.random.Generator, shape: tuple[int, int, in
 # --------------------------------------------------------------------------------------------
 # the cohort
 # --------------------------------------------------------------------------------------------
-class ProstateCohort:
-    """Tables indexed by ``patient_id`` and lazy slides and MRI volumes.
+class ProstateImages:
+    """The prostate cohort's image source: whole slides and MRI volumes, made on demand.
+
+    Taught in chapter 14. Each patient's slide and volume depend only on (seed, patient
+    number) and the patient's latents, so they are the same bytes whatever order they are
+    asked for in, and a subset of the cohort shares this source.
+
+    Parameters
+    ----------
+    seed : int
+        The cohort's seed.
+    config : ProstateConfig
+        The generative model (slide size and levels, MRI shape, gland and nucleus scales).
+    truth : pandas.DataFrame
+        The latents ``z_arch``, ``z_nuc``, ``z_les`` per patient id.
+    clinical : pandas.DataFrame
+        The ``center`` of each patient (it sets the slide's stain).
+    """
+
+    def __init__(self, seed: int, config: ProstateConfig, truth: pd.DataFrame, clinical: pd.DataFrame):
+        self.seed = int(seed)
+        self.config = config
+        self._arch = dict(zip(truth.index, ndtr(truth["z_arch"].to_numpy())))
+        self._nuc = dict(zip(truth.index, ndtr(truth["z_nuc"].to_numpy())))
+        self._les = dict(zip(truth.index, ndtr(truth["z_les"].to_numpy())))
+        self._center = dict(zip(clinical.index, clinical["center"]))
+
+    def slide(self, pid: str) -> ProstateSlide:
+        """The patient's whole-slide image (lazy: nothing is rendered until read)."""
+        number = int(pid[1:])
+        jitter = seeded_rng(self.seed, _STREAMS["slide"], number).normal(0, 0.05, size=2)
+        cfg = self.config
+        return ProstateSlide(float(self._arch[pid]), float(self._nuc[pid]), str(self._center[pid]),
+                             _key(self.seed, _STREAMS["slide"], number), size=cfg.slide_size,
+                             levels=cfg.slide_levels, jitter=jitter,
+                             gland_spacing=cfg.gland_spacing, nucleus_radius=cfg.nucleus_radius)
+
+    def mri(self, pid: str) -> np.ndarray:
+        """The patient's MRI volume, float32 (3, D, H, W)."""
+        rng = seeded_rng(self.seed, _STREAMS["mri"], int(pid[1:]))
+        return render_mri(float(self._les[pid]), rng, self.config.mri_shape)
+
+
+class ProstateCohort(Cohort):
+    """The prostate BCR cohort: a :class:`~oncolab.data.Cohort` whose slides are lazy pyramids and which has MRI.
+
+    Taught in chapter 14. Everything but the two image accessors is :class:`Cohort`'s
+    (tables, ``presence``, ``survival_y``, ``subset``, ``fingerprint``, ``equals``, ``has``):
 
     ============  ===============================================================
     table          columns
     ============  ===============================================================
     clinical       age (years), psa (ng/mL), isup (grade group 1-5), stage, center
     labels         time (months to BCR or censoring), event (bool: BCR observed)
-    presence       slide, mri (bool: acquired?)
+    presence       pathology, mri, clinical (bool: acquired?)
     truth          z_arch, z_nuc, z_les, true_risk (never a model input)
     ============  ===============================================================
+
+    There is no diagnosis: ``cohort.y`` raises. The image source is a :class:`ProstateImages`.
     """
 
-    def __init__(self, tables: dict[str, pd.DataFrame], config: ProstateConfig, seed: int,
-                 meta: dict | None = None):
-        ids = tables["labels"].index
-        for name, df in tables.items():
-            if not df.index.equals(ids):
-                raise ValueError(f"table {name!r} is not indexed by the same patients as 'labels'")
-        self.tables = dict(tables)
-        self.config = config
-        self.seed = int(seed)
-        self.meta = dict(meta or {})
-
-    clinical = property(lambda self: self.tables["clinical"])
-    labels = property(lambda self: self.tables["labels"])
-    presence = property(lambda self: self.tables["presence"])
-    truth = property(lambda self: self.tables["truth"])
-    ids = property(lambda self: self.labels.index)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __repr__(self) -> str:
-        return (f"ProstateCohort(n={len(self)}, events={int(self.labels['event'].sum())}, "
-                f"mri={int(self.presence['mri'].sum())}, slide={self.config.slide_size}px x "
-                f"{self.config.slide_levels} levels)")
-
-    def _pid(self, key: int | str) -> str:
-        return resolve_patient(self.ids, key)
+    IMAGE_KINDS: ClassVar[dict[str, str]] = {"slide": "pathology", "mri": "mri"}
 
     def slide(self, key: int | str) -> ProstateSlide:
-        """The patient's whole-slide image (lazy: nothing is rendered until read)."""
-        pid = self._pid(key)
-        number = int(pid[1:])
-        t = self.truth.loc[pid]
-        jitter = _rng(self.seed, _STREAMS["slide"], number).normal(0, 0.05, size=2)
-        cfg = self.config
-        return ProstateSlide(float(ndtr(t["z_arch"])), float(ndtr(t["z_nuc"])),
-                             str(self.clinical.at[pid, "center"]),
-                             _key(self.seed, _STREAMS["slide"], number), size=cfg.slide_size,
-                             levels=cfg.slide_levels, jitter=jitter,
-                             gland_spacing=cfg.gland_spacing, nucleus_radius=cfg.nucleus_radius)
+        """The patient's H&E whole-slide image: a lazy pyramid, nothing is rendered until read.
 
-    def has_mri(self, key: int | str) -> bool:
-        return bool(self.presence.at[self._pid(key), "mri"])
+        Parameters
+        ----------
+        key : int or str
+            The patient's position (negative allowed) or id.
+
+        Returns
+        -------
+        ProstateSlide
+            Read it with ``read_region((x, y), level, (w, h))`` as with OpenSlide.
+        """
+        return self.image("slide", key)
 
     def mri(self, key: int | str) -> np.ndarray:
-        """The patient's MRI volume, float32 (3, D, H, W) (T2w, ADC, DCE).
+        """The patient's MRI volume (T2w, ADC, DCE).
 
-        Raises ValueError when the patient has no MRI (``presence['mri']`` is False).
+        Parameters
+        ----------
+        key : int or str
+            The patient's position (negative allowed) or id.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 (3, D, H, W). Raises ValueError when the patient has no MRI
+            (``presence['mri']`` is False).
+        """
+        return self.image("mri", key)
+
+    def image_arrays(self, key: int | str, tile: int = 32) -> dict[str, np.ndarray]:
+        """What stands for a patient's images in ``fingerprint`` and ``equals``.
+
+        A whole slide is too large to compare: a ``tile`` x ``tile`` region at the slide's
+        centre, read at every level, stands for it.
+
+        Parameters
+        ----------
+        key : int or str
+            The patient's position (negative allowed) or id.
+        tile : int
+            Side of the region read at each level, in that level's pixels.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``"slide level k"`` for each level, and ``"mri"`` where the patient has one.
         """
         pid = self._pid(key)
-        if not self.has_mri(pid):
-            raise ValueError(f"patient {pid} has no MRI (presence is False)")
-        u = float(ndtr(self.truth.at[pid, "z_les"]))
-        return render_mri(u, _rng(self.seed, _STREAMS["mri"], int(pid[1:])), self.config.mri_shape)
-
-    def survival_y(self) -> np.ndarray:
-        """BCR outcome as scikit-survival's structured array of (event, time)."""
-        return survival_array(self.labels)
-
-    def subset(self, index: Sequence[int] | np.ndarray) -> ProstateCohort:
-        """Some patients (positions, a boolean mask or ids); slides and MRI stay the same bytes."""
-        ids = select_ids(self.ids, index)
-        return ProstateCohort({k: v.loc[ids] for k, v in self.tables.items()}, self.config,
-                              self.seed, self.meta)
-
-    def conditional_risk(self, latents: Sequence[str]) -> np.ndarray:
-        """``E[latent part of eta | the given latents]`` plus the age term, per patient."""
-        cfg = self.config
-        bad = [name for name in latents if name not in LATENTS]
-        if bad:
-            raise ValueError(f"unknown latent {bad[0]!r}; expected some of {list(LATENTS)}")
-        z = self.truth[list(LATENTS)].to_numpy()
-        age_term = cfg.b_age * (self.clinical["age"].to_numpy() - 66) / 7
-        if not latents:
-            return age_term
-        cov, b = cfg.covariance(), cfg.betas()
-        s = [LATENTS.index(name) for name in latents]
-        coef = np.linalg.solve(cov[np.ix_(s, s)], cov[s] @ b)
-        return z[:, s] @ coef + age_term
-
-    def oracle(self) -> dict[str, Any]:
-        """Ceilings: Harrell's C of the true risk and of ``E[eta | S]`` for information sets S."""
-        from sksurv.metrics import concordance_index_censored
-
-        ev = self.labels["event"].to_numpy(bool)
-        tt = self.labels["time"].to_numpy(float)
-        sets = {"all latents": LATENTS, "slide, both scales": ("z_arch", "z_nuc"),
-                "slide, low magnification": ("z_arch",), "slide, high magnification": ("z_nuc",),
-                "MRI lesion": ("z_les",)}
-        by = {name: float(concordance_index_censored(ev, tt, self.conditional_risk(s))[0])
-              for name, s in sets.items()}
-        c_true = float(concordance_index_censored(ev, tt, self.truth["true_risk"].to_numpy())[0])
-        return {"c_index": c_true, "by_information": by, "n": len(self),
-                "events": int(ev.sum())}
-
-    def oracle_table(self) -> pd.DataFrame:
-        """The oracle as a table: one row per information set, Harrell's C ceiling."""
-        o = self.oracle()
-        rows = [{"information": "true risk", "C-index ceiling": o["c_index"]}]
-        rows += [{"information": k, "C-index ceiling": v} for k, v in o["by_information"].items()]
-        return pd.DataFrame(rows).set_index("information")
-
-    def fingerprint(self, patients: int = 2, tile: int = 32) -> str:
-        """SHA-256 of every table and a tile at each level of the first ``patients`` slides + MRI."""
-        h = hashlib.sha256()
-        for name in sorted(self.tables):
-            h.update(name.encode())
-            h.update(self.tables[name].to_csv().encode())
-        for pid in self.ids[:patients]:
+        out: dict[str, np.ndarray] = {}
+        if self.images is None:
+            return out
+        if self.has("pathology", pid):
             s = self.slide(pid)
             for lv in range(s.level_count):
-                h.update(s.read_region((s.size // 2, s.size // 2), lv, (tile, tile)).tobytes())
-            if self.has_mri(pid):
-                h.update(self.mri(pid).tobytes())
-        return h.hexdigest()
+                out[f"slide level {lv}"] = s.read_region((s.size // 2, s.size // 2), lv, (tile, tile))
+        if self.has("mri", pid):
+            out["mri"] = self.mri(pid)
+        return out
+
+
+def conditional_risk(cohort: Cohort, latents: Sequence[str]) -> np.ndarray:
+    """The best risk predictable from some latents: ``E[eta | latents]``, per patient.
+
+    Taught in chapter 14. The latents are jointly Gaussian, so the conditional mean of their
+    part of ``eta`` is linear in the given ones; the age term is added as it is known.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort made by :func:`prostate_cohort` (others are refused with a ValueError).
+    latents : sequence of str
+        Some of :data:`LATENTS` (none: the age term alone).
+
+    Returns
+    -------
+    numpy.ndarray
+        One risk per patient (higher = earlier recurrence expected).
+    """
+    check_generated(cohort, SOURCE, "prostate_cohort")
+    bad = [name for name in latents if name not in LATENTS]
+    if bad:
+        raise ValueError(f"unknown latent {bad[0]!r}; expected some of {list(LATENTS)}")
+    cfg = ProstateConfig.from_dict(cohort.meta["config"])
+    z = cohort.truth[list(LATENTS)].to_numpy()
+    age_term = cfg.b_age * (cohort.clinical["age"].to_numpy() - 66) / 7
+    if not latents:
+        return age_term
+    cov, b = cfg.covariance(), cfg.betas()
+    s = [LATENTS.index(name) for name in latents]
+    coef = np.linalg.solve(cov[np.ix_(s, s)], cov[s] @ b)
+    return z[:, s] @ coef + age_term
+
+
+#: the information sets the oracle reports, and the latents each one reveals
+INFORMATION_SETS: dict[str, tuple[str, ...]] = {
+    "all latents": LATENTS, "slide, both scales": ("z_arch", "z_nuc"),
+    "slide, low magnification": ("z_arch",), "slide, high magnification": ("z_nuc",),
+    "MRI lesion": ("z_les",)}
+
+
+def oracle(cohort: Cohort) -> dict[str, Any]:
+    """Ceilings for a prostate cohort: Harrell's C of the true risk and of ``E[eta | S]``.
+
+    Taught in chapter 14. Usually called as :func:`oncolab.data.oracle`, which finds this
+    function from ``cohort.meta["source"]``.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort made by :func:`prostate_cohort` (or a subset of one); any other cohort is
+        refused with a ValueError.
+
+    Returns
+    -------
+    dict
+        * ``c_index``: Harrell's C of the true risk ``eta`` against the observed (time, event);
+        * ``by_information``: {information set: Harrell's C of :func:`conditional_risk`} for
+          each set of :data:`INFORMATION_SETS`;
+        * ``n``, ``events``: the number of patients and of recurrences.
+    """
+    from sksurv.metrics import concordance_index_censored
+
+    check_generated(cohort, SOURCE, "prostate_cohort")
+    ev = cohort.labels["event"].to_numpy(bool)
+    tt = cohort.labels["time"].to_numpy(float)
+    by = {name: float(concordance_index_censored(ev, tt, conditional_risk(cohort, s))[0])
+          for name, s in INFORMATION_SETS.items()}
+    c_true = float(concordance_index_censored(ev, tt, cohort.truth["true_risk"].to_numpy())[0])
+    return {"c_index": c_true, "by_information": by, "n": len(cohort), "events": int(ev.sum())}
+
+
+def oracle_table(cohort: Cohort) -> pd.DataFrame:
+    """The oracle of a prostate cohort as a table, for printing in a chapter.
+
+    Taught in chapter 14. Usually called as :func:`oncolab.data.oracle_table`.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort made by :func:`prostate_cohort` (see :func:`oracle`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per information set (the true risk first), indexed by ``information``, with
+        the Harrell's C ceiling.
+    """
+    o = oracle(cohort)
+    rows = [{"information": "true risk", "C-index ceiling": o["c_index"]}]
+    rows += [{"information": k, "C-index ceiling": v} for k, v in o["by_information"].items()]
+    return pd.DataFrame(rows).set_index("information")
 
 
 def prostate_cohort(n_patients: int = 400, seed: int = 0, config: ProstateConfig | None = None,
                     **overrides: Any) -> ProstateCohort:
     """Generate the synthetic prostate BCR cohort (see this module's docstring).
 
-    ``config`` and/or keyword overrides of :class:`ProstateConfig` fields (e.g.
-    ``mri_shape=(16, 32, 32)``, ``slide_size=1024``). Same seed, same bytes.
+    Taught in chapter 14; chapter 15 streams its slides.
+
+    Parameters
+    ----------
+    n_patients : int
+        Number of patients (a positive integer).
+    seed : int
+        Same seed, same bytes.
+    config : ProstateConfig, optional
+        The generative model (the book's defaults when not given).
+    **overrides
+        Any field of :class:`ProstateConfig` as a keyword argument (e.g.
+        ``mri_shape=(16, 32, 32)``, ``slide_size=1024``).
+
+    Returns
+    -------
+    ProstateCohort
+        Tables made at once; slides and MRI volumes made when asked for.
+        ``meta["source"]`` is :data:`SOURCE`, which lets :func:`oncolab.data.oracle` find
+        :func:`oracle`; ``meta["config"]`` is the configuration as a dict.
     """
-    n = _check_size("n_patients", n_patients)
-    seed = _check_size("seed", seed, minimum=0)
+    n = check_integer("n_patients", n_patients)
+    seed = check_integer("seed", seed, minimum=0)
     cfg = config or ProstateConfig()
     if overrides:
         cfg = ProstateConfig.from_dict({**cfg.to_dict(), **overrides})
@@ -564,17 +744,17 @@ def prostate_cohort(n_patients: int = 400, seed: int = 0, config: ProstateConfig
         raise ValueError(f"mri_missing must lie in [0, 1), got {cfg.mri_missing}")
     if len(cfg.mri_shape) != 3 or min(cfg.mri_shape) < 8:
         raise ValueError(f"mri_shape must be (D, H, W) with every size >= 8, got {cfg.mri_shape}")
-    _check_size("slide_size", cfg.slide_size, minimum=64)
+    check_integer("slide_size", cfg.slide_size, minimum=64)
     cov = cfg.covariance()
     if np.linalg.eigvalsh(cov).min() <= 0:
         raise ValueError(f"rho_arch_nuc={cfg.rho_arch_nuc}, rho_arch_les={cfg.rho_arch_les} do not give a valid covariance")
     ids = pd.Index([f"R{i:05d}" for i in range(n)], name="patient_id")
 
-    r = _rng(seed, _STREAMS["latents"])
+    r = seeded_rng(seed, _STREAMS["latents"])
     z = r.standard_normal((n, 3)) @ np.linalg.cholesky(cov).T
     z_arch, z_nuc, z_les = z.T
 
-    r = _rng(seed, _STREAMS["clinical"])
+    r = seeded_rng(seed, _STREAMS["clinical"])
     age = np.clip(np.round(r.normal(66, 7, n)), 42, 85)
     psa = np.round(np.exp(1.9 + 0.45 * z_les + 0.25 * z_arch + r.normal(0, 0.5, n)), 2)
     isup = np.digitize(z_arch + r.normal(0, 0.6, n), [-0.6, 0.2, 0.8, 1.4]) + 1
@@ -583,17 +763,18 @@ def prostate_cohort(n_patients: int = 400, seed: int = 0, config: ProstateConfig
     clinical = pd.DataFrame({"age": age, "psa": psa, "isup": isup, "stage": stage, "center": center},
                             index=ids)
 
-    r = _rng(seed, _STREAMS["survival"])
+    r = seeded_rng(seed, _STREAMS["survival"])
     eta = z @ cfg.betas() + cfg.b_age * (age - 66) / 7
     t_event = cfg.weibull_scale * (-np.log(r.random(n)) / np.exp(eta)) ** (1 / cfg.weibull_shape)
     t_cens = np.minimum(r.uniform(*cfg.follow_up, n), r.exponential(1 / cfg.loss_rate, n))
     time = np.maximum(np.round(np.minimum(t_event, t_cens), 2), 0.01)
     labels = pd.DataFrame({"time": time, "event": t_event <= t_cens}, index=ids)
 
-    r = _rng(seed, _STREAMS["missing"])
-    presence = pd.DataFrame({"slide": np.ones(n, bool), "mri": r.random(n) >= cfg.mri_missing}, index=ids)
+    r = seeded_rng(seed, _STREAMS["missing"])
+    presence = pd.DataFrame({"pathology": np.ones(n, bool), "mri": r.random(n) >= cfg.mri_missing,
+                             "clinical": np.ones(n, bool)}, index=ids)
     truth = pd.DataFrame({"z_arch": z_arch, "z_nuc": z_nuc, "z_les": z_les, "true_risk": eta}, index=ids)
     tables = {"clinical": clinical, "labels": labels, "presence": presence, "truth": truth}
-    meta = {"source": "synthetic prostate BCR", "seed": seed, "n_patients": n, "config": cfg.to_dict()}
-    return ProstateCohort(tables, cfg, seed, meta)
-
+    meta = {"source": SOURCE, "seed": seed, "n_patients": n, "modalities": list(PROSTATE_MODALITIES),
+            "config": cfg.to_dict()}
+    return ProstateCohort(tables, images=ProstateImages(seed, cfg, truth, clinical), meta=meta)

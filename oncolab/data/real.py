@@ -15,12 +15,21 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .cohort import survival_array
+
 __all__ = ["RealDataset", "load_breast_cancer_genes", "load_fna_breast_cancer", "load_gbsg2",
            "load_whas500"]
 
 
 @dataclass
 class RealDataset:
+    """A real dataset in the book's conventions (taught in chapter 1; used in chapters 7-9).
+
+    Attributes: ``name``; ``X``, the raw covariates (a DataFrame indexed by ``patient_id``);
+    ``y``, scikit-survival's structured (event, time) array or class labels; a
+    ``description`` of the patients and the outcome; the ``citation`` of the source.
+    """
+
     name: str
     X: pd.DataFrame
     y: np.ndarray
@@ -29,13 +38,6 @@ class RealDataset:
 
     def __repr__(self) -> str:
         return f"RealDataset({self.name!r}, X={self.X.shape}, y={self.y.dtype.names or self.y.dtype})"
-
-
-def _surv(event, time) -> np.ndarray:
-    out = np.empty(len(time), dtype=[("event", bool), ("time", float)])
-    out["event"] = np.asarray(event, bool)
-    out["time"] = np.asarray(time, float)
-    return out
 
 
 def _as_frame(X: pd.DataFrame) -> pd.DataFrame:
@@ -48,39 +50,73 @@ def _as_frame(X: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_gbsg2() -> RealDataset:
-    """German Breast Cancer Study Group 2: 686 patients, recurrence-free survival (days)."""
+    """German Breast Cancer Study Group 2: 686 patients, recurrence-free survival (days).
+
+    Taught in chapters 1 and 8; chapter 9 uses it too.
+
+    Returns
+    -------
+    RealDataset
+        ``X``: 8 clinical covariates (age, tumour size and grade, nodes, receptors, ...);
+        ``y``: (event, time) with time in days.
+    """
     from sksurv.datasets import load_gbsg2 as _load
 
     X, y = _load()
-    return RealDataset("gbsg2", _as_frame(X), _surv(y["cens"], y["time"]),
+    return RealDataset("gbsg2", _as_frame(X), survival_array(y["cens"], y["time"]),
                        "686 node-positive breast cancer patients; outcome recurrence-free survival in days; "
                        "covariates age, tumour size and grade, nodes, hormone receptors, menopause, hormonal therapy.",
                        "Schumacher et al., J Clin Oncol 1994")
 
 
 def load_breast_cancer_genes() -> RealDataset:
-    """scikit-survival's breast_cancer: 198 patients, 76 genes + clinical, distant metastasis."""
+    """scikit-survival's breast_cancer: 198 patients, 76 genes + clinical, distant metastasis.
+
+    Taught in chapters 1 and 7; chapter 9 uses it too.
+
+    Returns
+    -------
+    RealDataset
+        ``X``: 76 gene expression values plus age, ER, grade and size; ``y``: (event,
+        time) with time to distant metastasis in days.
+    """
     from sksurv.datasets import load_breast_cancer as _load
 
     X, y = _load()
-    return RealDataset("breast_cancer", _as_frame(X), _surv(y["e.tdm"], y["t.tdm"]),
+    return RealDataset("breast_cancer", _as_frame(X), survival_array(y["e.tdm"], y["t.tdm"]),
                        "198 node-negative breast cancer patients; 76 gene expression values plus age, ER, "
                        "grade and size; outcome time to distant metastasis (days).",
                        "Desmedt et al., Clin Cancer Res 2007")
 
 
 def load_whas500() -> RealDataset:
-    """Worcester Heart Attack Study: 500 patients, survival after myocardial infarction (days)."""
+    """Worcester Heart Attack Study: 500 patients, survival after myocardial infarction (days).
+
+    Listed on the book's datasets page: a further real survival dataset to practise chapter 8 on.
+
+    Returns
+    -------
+    RealDataset
+        ``X``: the study's covariates; ``y``: (event, time) with time to death in days.
+    """
     from sksurv.datasets import load_whas500 as _load
 
     X, y = _load()
-    return RealDataset("whas500", _as_frame(X), _surv(y["fstat"], y["lenfol"]),
+    return RealDataset("whas500", _as_frame(X), survival_array(y["fstat"], y["lenfol"]),
                        "500 patients after acute myocardial infarction; outcome death (days).",
                        "Hosmer, Lemeshow and May, Applied Survival Analysis 2008")
 
 
 def load_fna_breast_cancer() -> RealDataset:
-    """scikit-learn's Wisconsin diagnostic breast cancer: 569 FNA samples, malignant vs benign."""
+    """scikit-learn's Wisconsin diagnostic breast cancer: 569 FNA samples, malignant vs benign.
+
+    Listed on the book's datasets page: a real diagnostic dataset to practise chapter 1's baselines on.
+
+    Returns
+    -------
+    RealDataset
+        ``X``: 30 nuclear features; ``y``: 1 = malignant, 0 = benign.
+    """
     from sklearn.datasets import load_breast_cancer as _load
 
     d = _load(as_frame=True)

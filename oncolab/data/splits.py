@@ -3,7 +3,8 @@
 Taught in chapter 1; chapter 13 shows what goes wrong without them (leakage).
 
 Splits are made on patients, never on images or tiles, and stratified by diagnosis so that
-each part has the cohort's class mix. They return positions (integer arrays) into the cohort;
+each part has the cohort's class mix (or by another label, e.g. ``stratify="event"`` for the
+prostate cohort of chapter 14, which has no diagnosis). They return positions (integer arrays) into the cohort;
 ``cohort.subset(idx)`` turns them into cohorts.
 """
 
@@ -31,10 +32,26 @@ def _strata(cohort: Cohort | np.ndarray, stratify: str | None) -> tuple[int, np.
 
 def train_val_test_split(cohort: Cohort | np.ndarray, fractions: tuple[float, float, float] = (0.6, 0.2, 0.2),
                          seed: int = 0, stratify: str | None = "y") -> dict[str, np.ndarray]:
-    """Split patients into ``{"train", "val", "test"}`` positions, stratified by ``stratify``.
+    """Split patients into training, validation and test positions, stratified by a label.
 
-    ``cohort`` may also be an array of labels. ``fractions`` must be three non-negative
-    numbers summing to 1 (``val`` may be 0).
+    Taught in chapter 1.
+
+    Parameters
+    ----------
+    cohort : Cohort or array-like
+        The patients, or an array of their labels (one per patient).
+    fractions : tuple of float
+        (train, val, test): non-negative, summing to 1, train and test above 0 (val may be 0).
+    seed : int
+        Same seed, same split.
+    stratify : str or None
+        The label column of ``cohort.labels`` each part keeps the mix of (``"y"``: the
+        diagnosis); ``None`` for a split that is not stratified.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``{"train", "val", "test"}``: sorted positions into the cohort, disjoint, covering it.
     """
     fr = np.asarray(fractions, dtype=float)
     if fr.shape != (3,) or (fr < 0).any() or not np.isclose(fr.sum(), 1.0) or fr[0] == 0 or fr[2] == 0:
@@ -51,7 +68,29 @@ def train_val_test_split(cohort: Cohort | np.ndarray, fractions: tuple[float, fl
 
 def kfold_indices(cohort: Cohort | np.ndarray, k: int = 5, seed: int = 0,
                   stratify: str | None = "y") -> list[tuple[np.ndarray, np.ndarray]]:
-    """K stratified folds of patients: a list of ``(train_positions, test_positions)``."""
+    """K stratified folds of patients, for cross-validation.
+
+    Taught in chapter 1; chapter 13 shows what goes wrong without patient-level folds.
+
+    Parameters
+    ----------
+    cohort : Cohort or array-like
+        The patients, or an array of their labels (one per patient).
+    k : int
+        Number of folds (>= 2).
+    seed : int
+        Same seed, same folds.
+    stratify : str or None
+        The label column of ``cohort.labels`` each fold keeps the mix of (``"y"``: the
+        diagnosis; ``"event"`` for a survival outcome); ``None`` for folds that are not
+        stratified.
+
+    Returns
+    -------
+    list of tuple of numpy.ndarray
+        ``k`` pairs ``(train_positions, test_positions)``; the test parts are disjoint and
+        cover every patient once.
+    """
     if not isinstance(k, int) or k < 2:
         raise ValueError(f"k must be an integer >= 2, got {k!r}")
     n, strata = _strata(cohort, stratify)

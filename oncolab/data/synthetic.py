@@ -35,21 +35,23 @@ The oracle
 ----------
 Because ``s | y`` is Gaussian, the Bayes rule given every modality's signal has a closed
 form: with weights ``w_m = 1 / tau_m^2``, the weighted mean ``sbar`` is sufficient and
-``sbar | y ~ Normal(mu[y], sigma_a^2 + 1 / sum(w))``. :func:`oracle` reports its accuracy and
-macro one-vs-rest AUC (in the cohort, and for the population by simulation), the same for
-each modality alone, and the concordance (Harrell's C) of the true risk ``eta``. No model of
-the observed data can beat these in expectation; they are the ceilings results are set
-beside.
+``sbar | y ~ Normal(mu[y], sigma_a^2 + 1 / sum(w))`` (:func:`diagnosis_posterior`).
+:func:`oracle` reports its accuracy and macro one-vs-rest AUC (in the cohort, and for the
+population by simulation), the same for each modality alone, and the concordance (Harrell's C)
+of the true risk ``eta``. No model of the observed data can beat these in expectation; they
+are the ceilings results are set beside. The oracle is a function of this generator, not of
+the :class:`~oncolab.data.Cohort` container: it refuses a cohort that this module did not make.
 
 Same seed, same bytes: every random draw comes from ``numpy.random.default_rng`` seeded by
-``(seed, stream)``, and each patient's images from ``(seed, patient number, modality)``.
+``(seed, stream)`` (:func:`seeded_rng`), and each patient's images from ``(seed, patient
+number, modality)``.
 """
 
 from __future__ import annotations
 
 import numbers
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -67,17 +69,25 @@ __all__ = [
     "GENE_PATHWAYS",
     "INFORMATIVE_GENES",
     "SITES",
+    "SOURCE",
     "CohortConfig",
     "SyntheticImages",
-    "oracle",
+    "check_generated",
+    "check_integer",
+    "diagnosis_posterior",
     "lesion_geometry",
     "lesion_mask",
+    "oracle",
     "oracle_table",
     "render_radiograph",
     "render_slide",
+    "seeded_rng",
     "stain_matrix",
     "synthetic_cohort",
 ]
+
+#: ``meta["source"]`` of every cohort :func:`synthetic_cohort` makes
+SOURCE = "synthetic"
 
 SITES = ("femur", "tibia", "humerus", "pelvis", "other")
 SITE_PRIOR = (0.35, 0.25, 0.15, 0.10, 0.15)
@@ -125,6 +135,7 @@ class CohortConfig:
     loss_rate: float = 1 / 300.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (tuples as lists), as kept in ``cohort.meta["config"]``."""
         d = asdict(self)
         for k in ("class_prior", "mu", "follow_up"):
             d[k] = list(d[k])
@@ -132,6 +143,7 @@ class CohortConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CohortConfig:
+        """The config back from :meth:`to_dict`'s dict; an unknown setting raises, naming it."""
         d = dict(d)
         for k in ("class_prior", "mu", "follow_up"):
             if k in d:
@@ -143,7 +155,25 @@ class CohortConfig:
         return cls(**d)
 
 
-def _check_size(name: str, value: Any, minimum: int = 1) -> int:
+def check_integer(name: str, value: Any, minimum: int = 1) -> int:
+    """Check a size or a seed given to a generator.
+
+    Taught in chapter 1.
+
+    Parameters
+    ----------
+    name : str
+        The argument's name, for the error message.
+    value : object
+        The value given; a bool, a float or a string is refused (TypeError).
+    minimum : int
+        The smallest value accepted (ValueError below it).
+
+    Returns
+    -------
+    int
+        ``value`` as a Python int.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r} ({type(value).__name__})")
     if value < minimum:
@@ -151,7 +181,24 @@ def _check_size(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def _rng(seed: int, *stream: int) -> np.random.Generator:
+def seeded_rng(seed: int, *stream: int) -> np.random.Generator:
+    """The random generator of one stream of a seed: same (seed, stream), same numbers.
+
+    Taught in chapter 1. Each part of a synthetic cohort (labels, labs, one patient's images,
+    ...) draws from its own stream, so adding a draw to one part never changes another.
+
+    Parameters
+    ----------
+    seed : int
+        The cohort's seed.
+    *stream : int
+        Integers naming the stream (a part, a patient number, a modality).
+
+    Returns
+    -------
+    numpy.random.Generator
+        ``numpy.random.default_rng([seed, *stream])``.
+    """
     return np.random.default_rng([int(seed), *map(int, stream)])
 
 
@@ -180,8 +227,22 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
 def lesion_geometry(u: float, rng: np.random.Generator) -> dict[str, float]:
     """Where the bone and the lesion lie on a radiograph (fractions of the image size).
 
-    Only the radius and the irregularity of the margin depend on ``u``; position, tilt,
-    width, aspect and orientation are nuisance.
+    Taught in chapter 1. Only the radius and the irregularity of the margin depend on ``u``;
+    position, tilt, width, aspect and orientation are nuisance.
+
+    Parameters
+    ----------
+    u : float
+        The lesion's aggressiveness as the radiograph shows it, in [0, 1].
+    rng : numpy.random.Generator
+        Draws the nuisance.
+
+    Returns
+    -------
+    dict of str to float
+        Bone centre ``cx``, tilt ``angle``, half-width ``half_w``, cortex thickness ``cortex``;
+        lesion centre ``lx``, ``ly``, radius ``r``, ``aspect``, orientation ``theta``, the
+        phases of its margin's ripples, and ``u``.
     """
     g = {"angle": rng.uniform(-0.25, 0.25), "cx": rng.uniform(0.4, 0.6),
          "half_w": rng.uniform(0.14, 0.19), "ly": rng.uniform(0.25, 0.75),
@@ -207,7 +268,22 @@ def _lesion_fields(g: dict[str, float], size: int, rows: slice = slice(None), co
 
 
 def lesion_mask(g: dict[str, float], size: int) -> np.ndarray:
-    """The lesion's pixels (bool (size, size)) for a geometry from :func:`lesion_geometry`."""
+    """The lesion's pixels for a geometry.
+
+    Taught in chapter 1, where a lesion drawn by hand is checked against it.
+
+    Parameters
+    ----------
+    g : dict of str to float
+        A geometry from :func:`lesion_geometry`.
+    size : int
+        The radiograph's side in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool (size, size), True inside the lesion.
+    """
     # the lesion lies within 0.3 image widths of its centre: evaluate that window only
     reach = 0.32
     r0, r1 = max(int((g["ly"] - reach) * size), 0), min(int(np.ceil((g["ly"] + reach) * size)), size)
@@ -226,7 +302,23 @@ def render_radiograph(u: float, rng: np.random.Generator, size: int = 256,
     blur and irregularity of the margin, and how dark and mottled (lytic) it is all grow
     with ``u``; a low ``u`` gives a small, sharp lesion with a bright sclerotic rim.
     ``geometry`` (from :func:`lesion_geometry`) fixes where things lie; drawn from ``rng``
-    when not given.
+    when not given. Taught in chapter 1.
+
+    Parameters
+    ----------
+    u : float
+        Aggressiveness in [0, 1].
+    rng : numpy.random.Generator
+        Draws the nuisance and the noise.
+    size : int
+        Side in pixels.
+    geometry : dict or None
+        Where the bone and the lesion lie.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The image, uint8 (size, size), and the lesion mask, bool (size, size).
     """
     if not 0.0 <= u <= 1.0:
         raise ValueError(f"u must lie in [0, 1], got {u}")
@@ -266,8 +358,21 @@ _CENTER_STAIN = {  # per-center (haematoxylin strength, eosin strength, hue rota
 def stain_matrix(center: str, jitter: np.ndarray | None = None) -> np.ndarray:
     """The (2, 3) optical-density stain matrix a center's lab produces (rows H, E).
 
-    Each row is scaled by the center's stain strength; the haematoxylin vector is rotated
-    a little towards blue or red. ``jitter`` (2,) adds a patient-level strength change.
+    Taught in chapter 1. Each row is scaled by the center's stain strength; the haematoxylin
+    vector is rotated a little towards blue or red.
+
+    Parameters
+    ----------
+    center : str
+        One of :data:`CENTERS`.
+    jitter : array-like of shape (2,) or None
+        A patient-level relative change of the H and E strengths.
+
+    Returns
+    -------
+    numpy.ndarray
+        float (2, 3): the optical density per unit concentration of haematoxylin (row 0)
+        and eosin (row 1) in R, G, B.
     """
     if center not in _CENTER_STAIN:
         raise ValueError(f"unknown center {center!r}; expected one of {list(_CENTER_STAIN)}")
@@ -288,7 +393,23 @@ def render_slide(u: float, center: str, rng: np.random.Generator, size: int = 51
     nuclei. Nuclear density, size, size variation (pleomorphism), shape irregularity,
     darkness (hyperchromasia) and the number of mitoses grow with ``u`` in (0, 1). The
     colours follow Beer-Lambert: ``RGB = 255 * exp(-(c_H * v_H + c_E * v_E))`` with the
-    center's stain vectors (:func:`stain_matrix`).
+    center's stain vectors (:func:`stain_matrix`). Taught in chapter 1.
+
+    Parameters
+    ----------
+    u : float
+        Aggressiveness in [0, 1].
+    center : str
+        The staining center, one of :data:`CENTERS`.
+    rng : numpy.random.Generator
+        Draws the tissue, the nuclei, the stain jitter and the noise.
+    size : int
+        Side in pixels.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 (size, size, 3) RGB.
     """
     if not 0.0 <= u <= 1.0:
         raise ValueError(f"u must lie in [0, 1], got {u}")
@@ -368,8 +489,8 @@ class SyntheticImages:
     def _radiograph_and_mask(self, pid: str):
         def make():
             u = float(self._u_rad[pid])
-            g = lesion_geometry(u, _rng(self.seed, _STREAMS["geometry"], self._number[pid]))
-            rng = _rng(self.seed, _STREAMS["images"], self._number[pid], 0)
+            g = lesion_geometry(u, seeded_rng(self.seed, _STREAMS["geometry"], self._number[pid]))
+            rng = seeded_rng(self.seed, _STREAMS["images"], self._number[pid], 0)
             return render_radiograph(u, rng, self.config.image_size, geometry=g)
         return self._cached(("rad", pid), make)
 
@@ -381,7 +502,7 @@ class SyntheticImages:
 
     def slide(self, pid: str) -> np.ndarray:
         def make():
-            rng = _rng(self.seed, _STREAMS["images"], self._number[pid], 1)
+            rng = seeded_rng(self.seed, _STREAMS["images"], self._number[pid], 1)
             return render_slide(float(self._u_path[pid]), self._center[pid], rng, self.config.slide_size)
         return self._cached(("slide", pid), make).copy()
 
@@ -403,32 +524,41 @@ def synthetic_cohort(
     config: CohortConfig | None = None,
     **overrides: Any,
 ) -> Cohort:
-    """Generate the book's synthetic multimodal cohort (see this module's docstring).
+    """Generate the book's synthetic multimodal bone-tumour cohort (see this module's docstring).
+
+    Taught in chapter 1.
 
     Parameters
     ----------
-    n_patients:
+    n_patients : int
         Number of patients (a positive integer).
-    seed:
+    seed : int
         Same seed, same bytes.
-    modalities:
+    modalities : sequence of str, optional
         Subset of ``("radiograph", "pathology", "labs", "genes", "clinical")``; all by default.
-    image_size, slide_size:
+    image_size, slide_size : int, optional
         Pixel size of the square radiograph and slide region (defaults 256 and 512).
-    config, overrides:
-        A :class:`CohortConfig`, and/or any of its fields as keyword arguments.
+    config : CohortConfig, optional
+        The generative model (the book's defaults when not given).
+    **overrides
+        Any field of :class:`CohortConfig` as a keyword argument.
 
-    Tables are made at once; images are made when first asked for (``cohort.radiograph(i)``)
-    and the lesion boxes by drawing each lesion's mask once, without keeping it.
+    Returns
+    -------
+    Cohort
+        Tables made at once; images made when first asked for (``cohort.radiograph(i)``);
+        the lesion boxes by drawing each lesion's mask once, without keeping it.
+        ``meta["source"]`` is :data:`SOURCE`, which lets :func:`oncolab.data.oracle` find
+        :func:`oracle`.
     """
-    n = _check_size("n_patients", n_patients)
-    seed = _check_size("seed", seed, minimum=0)
+    n = check_integer("n_patients", n_patients)
+    seed = check_integer("seed", seed, minimum=0)
     mods = check_modalities(modalities)
     cfg = config or CohortConfig()
     if image_size is not None:
-        overrides["image_size"] = _check_size("image_size", image_size, minimum=32)
+        overrides["image_size"] = check_integer("image_size", image_size, minimum=32)
     if slide_size is not None:
-        overrides["slide_size"] = _check_size("slide_size", slide_size, minimum=64)
+        overrides["slide_size"] = check_integer("slide_size", slide_size, minimum=64)
     if overrides:
         cfg = CohortConfig.from_dict({**cfg.to_dict(), **overrides})
     if not np.isclose(sum(cfg.class_prior), 1.0) or min(cfg.class_prior) < 0:
@@ -444,13 +574,13 @@ def synthetic_cohort(
     ids = pd.Index([f"P{i:05d}" for i in range(n)], name="patient_id")
 
     # 1-3: diagnosis, aggressiveness, modality signals
-    r = _rng(seed, _STREAMS["labels"])
+    r = seeded_rng(seed, _STREAMS["labels"])
     y = r.choice(3, size=n, p=np.asarray(cfg.class_prior))
     a = np.asarray(cfg.mu)[y] + cfg.sigma_a * r.standard_normal(n)
     signals = {m: a + cfg.tau[m] * r.standard_normal(n) for m in _SIGNAL_MODALITIES}
 
     # 4: clinical
-    r = _rng(seed, _STREAMS["clinical"])
+    r = seeded_rng(seed, _STREAMS["clinical"])
     age = np.clip(np.round(r.normal(48, 18, size=n)), 8, 92)
     sex = np.where(r.random(n) < 0.45, "F", "M")
     site = np.asarray(SITES)[r.choice(len(SITES), size=n, p=SITE_PRIOR)]
@@ -458,7 +588,7 @@ def synthetic_cohort(
     clinical = pd.DataFrame({"age": age, "sex": sex, "site": site, "center": center}, index=ids)
 
     # labs
-    r = _rng(seed, _STREAMS["labs"])
+    r = seeded_rng(seed, _STREAMS["labs"])
     sd_lab = _signal_sd(cfg, "labs")
     labs = {}
     for b in BIOMARKERS:
@@ -472,7 +602,7 @@ def synthetic_cohort(
     labs = pd.DataFrame(labs, index=ids)
 
     # genes
-    r = _rng(seed, _STREAMS["genes"])
+    r = seeded_rng(seed, _STREAMS["genes"])
     base = r.normal(5.0, 1.2, size=len(GENES))
     loadings = np.array([load for genes, load in GENE_PATHWAYS.values() for _ in genes])
     pathway_of = np.array([k for k, (genes, _) in enumerate(GENE_PATHWAYS.values()) for _ in genes])
@@ -484,7 +614,7 @@ def synthetic_cohort(
     genes = pd.DataFrame(counts, index=ids, columns=list(GENES))
 
     # 5: survival
-    r = _rng(seed, _STREAMS["survival"])
+    r = seeded_rng(seed, _STREAMS["survival"])
     eta = cfg.beta_a * a + cfg.beta_age * (age - 50) / 15
     t_event = cfg.weibull_scale * (-np.log(r.random(n)) / np.exp(eta)) ** (1 / cfg.weibull_shape)
     t_admin = r.uniform(*cfg.follow_up, size=n)
@@ -497,7 +627,7 @@ def synthetic_cohort(
                            "event": event}, index=ids)
 
     # which modalities were acquired
-    r = _rng(seed, _STREAMS["missing"])
+    r = seeded_rng(seed, _STREAMS["missing"])
     presence = pd.DataFrame({m: np.ones(n, bool) for m in mods}, index=ids)
     for m, rate in cfg.modality_missing.items():
         if m in mods and m != "clinical":
@@ -524,14 +654,14 @@ def synthetic_cohort(
         for i, pid in enumerate(ids):
             boxes[i] = _box_from_mask(_lesion_mask_only(u[i], seed, int(pid[1:]), sz))
         tables["boxes"] = pd.DataFrame(boxes, index=ids, columns=["x0", "y0", "x1", "y1"])
-    meta = {"source": "synthetic", "seed": seed, "n_patients": n, "modalities": list(mods),
+    meta = {"source": SOURCE, "seed": seed, "n_patients": n, "modalities": list(mods),
             "config": cfg.to_dict()}
     return Cohort(tables, images=images, meta=meta)
 
 
 def _lesion_mask_only(u: float, seed: int, number: int, size: int) -> np.ndarray:
     """The lesion mask of one patient, from the same geometry stream as its radiograph."""
-    return lesion_mask(lesion_geometry(float(u), _rng(seed, _STREAMS["geometry"], number)), size)
+    return lesion_mask(lesion_geometry(float(u), seeded_rng(seed, _STREAMS["geometry"], number)), size)
 
 
 # --------------------------------------------------------------------------------------------
@@ -552,22 +682,106 @@ def _fused_signal(signals: dict[str, np.ndarray], cfg: CohortConfig, mods: Seque
     return s, 1 / w.sum()
 
 
-def oracle(cohort: Cohort, n_sim: int = 200_000, seed: int = 12345) -> dict[str, Any]:
-    """Ceilings for this cohort: Bayes accuracy and macro AUC, per modality and fused; C-index.
+def diagnosis_posterior(signals: Mapping[str, Any], config: CohortConfig) -> np.ndarray:
+    """The Bayes rule of the generative model: P(diagnosis | the signals of some modalities).
 
-    Returns a dict with
+    Taught in chapter 1 (the oracle, and its first exercise). With ``w_m = 1 / tau_m^2`` the
+    weighted mean ``sbar`` of the given signals is sufficient, and ``sbar | y ~ Normal(mu[y],
+    sigma_a^2 + 1 / sum(w))``, so the posterior has a closed form.
 
-    * ``bayes_accuracy``, ``bayes_auc``: the Bayes rule given every imaging/molecular
-      modality's signal, on this cohort's patients;
-    * ``population_bayes_accuracy``, ``population_bayes_auc``: the same over ``n_sim``
-      simulated patients (the expected value, free of this cohort's sampling noise);
-    * ``by_modality``: {modality: {"accuracy", "auc"}} for the Bayes rule given one modality;
-    * ``c_index``: Harrell's C of the true risk ``eta`` against the observed (time, event);
-    * ``c_index_signals``: Harrell's C of the best risk predictable from the signals
-      (``E[eta | signals]``), a tighter ceiling for models of the observed data.
+    Parameters
+    ----------
+    signals : mapping of str to array-like
+        For each modality used (some of radiograph, pathology, labs, genes), its signal
+        ``s_m`` per patient: the ``truth`` table's ``s_<modality>`` column.
+    config : CohortConfig
+        The generative model, e.g. ``CohortConfig.from_dict(cohort.meta["config"])``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, 3) probabilities of benign, intermediate, malignant; each row sums to 1.
     """
-    from sklearn.metrics import accuracy_score, roc_auc_score
+    if not signals:
+        raise ValueError(f"signals is empty; expected a signal for some of {list(_SIGNAL_MODALITIES)}")
+    unknown = [m for m in signals if m not in config.tau]
+    if unknown:
+        raise ValueError(f"no signal noise level for modality {unknown[0]!r}; expected some of {sorted(config.tau)}")
+    arrays = {m: np.asarray(v, dtype=float) for m, v in signals.items()}
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 1:
+        raise ValueError(f"every signal must be 1-D with one value per patient, got shapes "
+                         f"{ {m: a.shape for m, a in arrays.items()} }")
+    s, v = _fused_signal(arrays, config, list(arrays))
+    return _posterior(s, config, v)
+
+
+def check_generated(cohort: Cohort, source: str, generator: str) -> None:
+    """Refuse a cohort that a given generator did not make (an oracle needs its generator's truth).
+
+    Taught in chapter 1.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The cohort to check.
+    source : str
+        The ``meta["source"]`` the generator writes (its module's ``SOURCE``).
+    generator : str
+        The generator's name, for the error message (e.g. ``"synthetic_cohort"``).
+
+    Returns
+    -------
+    None
+        Raises TypeError for something that is not a cohort, ValueError for a cohort from
+        elsewhere (another generator, a real dataset, a folder without the truth table).
+    """
+    if not isinstance(cohort, Cohort):
+        raise TypeError(f"expected a Cohort made by {generator}, got {type(cohort).__name__}")
+    got = cohort.meta.get("source")
+    if got != source or "truth" not in cohort.tables or "config" not in cohort.meta:
+        raise ValueError(
+            f"expected a cohort made by {generator} (meta['source'] == {source!r}, a 'truth' table and "
+            f"meta['config']); got meta['source'] == {got!r}, tables {sorted(cohort.tables)}"
+            f"{'' if 'config' in cohort.meta else ' and no config'}. Only a synthetic cohort has an "
+            "oracle: a real dataset's truth is unknown")
+
+
+def oracle(cohort: Cohort, n_sim: int = 200_000, seed: int = 12345) -> dict[str, Any]:
+    """Ceilings for a bone-tumour cohort: Bayes accuracy and macro AUC, per modality and fused; C-index.
+
+    Taught in chapter 1; every later chapter sets its results beside it. Usually called as
+    :func:`oncolab.data.oracle`, which finds this function from ``cohort.meta["source"]``.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort made by :func:`synthetic_cohort` (or a subset of one, or one loaded back
+        from its folder); any other cohort is refused with a ValueError.
+    n_sim : int
+        Simulated patients for the population values.
+    seed : int
+        Seed of that simulation.
+
+    Returns
+    -------
+    dict
+        * ``bayes_accuracy``, ``bayes_auc``: the Bayes rule given every imaging/molecular
+          modality's signal, on this cohort's patients;
+        * ``population_bayes_accuracy``, ``population_bayes_auc``: the same over ``n_sim``
+          simulated patients (the expected value, free of this cohort's sampling noise);
+        * ``by_modality``: {modality: {"accuracy", "auc"}} for the Bayes rule given one modality;
+        * ``c_index``: Harrell's C of the true risk ``eta`` against the observed (time, event);
+        * ``c_index_signals``: Harrell's C of the best risk predictable from the signals
+          (``E[eta | signals]``), a tighter ceiling for models of the observed data;
+        * ``n``: the number of patients.
+    """
+    check_generated(cohort, SOURCE, "synthetic_cohort")
+    n_sim = check_integer("n_sim", n_sim)
+    from sklearn.metrics import accuracy_score
     from sksurv.metrics import concordance_index_censored
+
+    from ..metrics import macro_auc
 
     cfg = CohortConfig.from_dict(cohort.meta["config"])
     truth = cohort.truth
@@ -576,7 +790,7 @@ def oracle(cohort: Cohort, n_sim: int = 200_000, seed: int = 12345) -> dict[str,
 
     def scores(p, yy):
         out = {"accuracy": float(accuracy_score(yy, p.argmax(1)))}
-        out["auc"] = float(roc_auc_score(yy, p, multi_class="ovr", average="macro")) if len(np.unique(yy)) == 3 else float("nan")
+        out["auc"] = macro_auc(yy, p) if len(np.unique(yy)) == 3 else float("nan")
         return out
 
     s, v = _fused_signal(signals, cfg, _SIGNAL_MODALITIES)
@@ -611,8 +825,22 @@ def oracle(cohort: Cohort, n_sim: int = 200_000, seed: int = 12345) -> dict[str,
 
 
 def oracle_table(cohort: Cohort) -> pd.DataFrame:
-    """The oracle as a tidy table (one row per modality set), for printing in a chapter."""
-    o = cohort.oracle()
+    """The oracle of a bone-tumour cohort as a table, for printing in a chapter.
+
+    Taught in chapter 1. Usually called as :func:`oncolab.data.oracle_table`.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort made by :func:`synthetic_cohort` (see :func:`oracle`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per information set (each modality alone, all four fused), indexed by
+        ``information``, with the Bayes accuracy and macro AUC.
+    """
+    o = oracle(cohort)
     rows = [{"information": f"{m} alone", "Bayes accuracy": v["accuracy"], "Bayes macro AUC": v["auc"]}
             for m, v in o["by_modality"].items()]
     rows.append({"information": "all four (fused)", "Bayes accuracy": o["bayes_accuracy"],

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = [
+    "split_ground_truth",
+    "split_predictions",
     "BOX_FORMATS",
     "COCO_IOU_THRESHOLDS",
     "DetectionEvaluation",
@@ -369,7 +371,20 @@ class DetectionEvaluation:
                 "images": self.n_images, "objects": self.n_gt, "detections": self.n_pred}
 
 
-def _split_pred(item, i: int):
+def split_predictions(item, i: int):
+    """One image's predictions as ``(boxes (n, 4), scores (n,), classes (n,))``; taught in chapter 3.
+
+    Parameters
+    ----------
+    item : dict, tuple or Detections
+        ``{"boxes", "scores"[, "classes"]}``, ``(boxes, scores[, classes])`` or a Detections.
+    i : int
+        The image's position, named in errors.
+
+    Returns
+    -------
+    tuple of ndarray
+    """
     if isinstance(item, dict):
         boxes, scores, classes = item.get("boxes"), item.get("scores"), item.get("classes")
     elif hasattr(item, "boxes") and hasattr(item, "scores"):
@@ -387,7 +402,20 @@ def _split_pred(item, i: int):
     return boxes, scores, classes
 
 
-def _split_gt(item, i: int):
+def split_ground_truth(item, i: int):
+    """One image's annotated boxes as ``(boxes (n, 4), classes (n,))``; taught in chapter 3.
+
+    Parameters
+    ----------
+    item : dict, tuple or array
+        ``{"boxes"[, "classes"]}``, ``(boxes, classes)`` or the boxes alone.
+    i : int
+        The image's position, named in errors.
+
+    Returns
+    -------
+    tuple of ndarray
+    """
     if isinstance(item, dict):
         boxes, classes = item.get("boxes"), item.get("classes")
     elif isinstance(item, tuple) and len(item) == 2:
@@ -430,8 +458,8 @@ def evaluate_detections(predictions: Sequence, ground_truth: Sequence,
     thr = np.atleast_1d(np.asarray(iou_thresholds, dtype=float))
     tps, scores, pcls, gcls = [], [], [], []
     for i, (pred, gt) in enumerate(zip(predictions, ground_truth)):
-        pb, ps, pc = _split_pred(pred, i)
-        gb, gc = _split_gt(gt, i)
+        pb, ps, pc = split_predictions(pred, i)
+        gb, gc = split_ground_truth(gt, i)
         tps.append(match_detections(pb, ps, gb, thr, pc, gc))
         scores.append(ps)
         pcls.append(pc)

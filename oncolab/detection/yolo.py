@@ -6,9 +6,11 @@ detector.predict(images)``.
 
 Offline (tests, CI, a laptop without network) the model is built untrained from its YAML
 config (``yolo11n.yaml``, shipped inside ultralytics); ``pretrained=True`` loads the COCO
-weights ``yolo11n.pt`` and is only possible online (Google Colab). ``import oncolab`` has
-already set ``YOLO_OFFLINE`` and put a font in ultralytics' settings folder, so neither
-training nor validation reaches for the network. Every run writes into ``project/name``
+weights ``yolo11n.pt`` and is only possible online (Google Colab). Before ultralytics is
+first imported, the offline decision is taken (:func:`oncolab.env.configure`, which sets
+``YOLO_OFFLINE`` when there is no network), and before every training or validation run a
+font is put in ultralytics' settings folder (:func:`oncolab.env.install_ultralytics_font`), so
+neither reaches for the network. Every run writes into ``project/name``
 (by default under :func:`oncolab.env.data_dir`), never into the current directory.
 
 The defaults (:data:`DEFAULTS`) are sized for a CPU: a 96-pixel input, a short schedule,
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.io import YoloLabelError, read_data_yaml, read_image, read_yolo_labels
-from ..env import get_device, require_hub
+from ..env import configure, get_device, install_ultralytics_font, require_hub
 from .boxes import Detections
 
 __all__ = [
@@ -220,10 +222,12 @@ def ultralytics_map(predictions: Sequence, ground_truth: Sequence) -> dict[str, 
     Returns ``{"mAP@0.5", "mAP@0.5:0.95", "precision", "recall"}``.
     """
     import torch
+
+    configure()   # before ultralytics is imported: it looks up DNS names on import unless offline
     from ultralytics.models.yolo.detect import DetectionValidator
     from ultralytics.utils.metrics import ap_per_class, box_iou
 
-    from .boxes import _split_gt, _split_pred
+    from .boxes import split_ground_truth, split_predictions
 
     if len(predictions) != len(ground_truth):
         raise ValueError(f"{len(predictions)} prediction entries for {len(ground_truth)} images")
@@ -231,8 +235,8 @@ def ultralytics_map(predictions: Sequence, ground_truth: Sequence) -> dict[str, 
     matcher.iouv = torch.linspace(0.5, 0.95, 10)
     tps, confs, pcls, tcls = [], [], [], []
     for i, (pred, gt) in enumerate(zip(predictions, ground_truth)):
-        pb, ps, pc = _split_pred(pred, i)
-        gb, gc = _split_gt(gt, i)
+        pb, ps, pc = split_predictions(pred, i)
+        gb, gc = split_ground_truth(gt, i)
         order = np.argsort(-ps, kind="stable")   # the validator sees detections by decreasing score
         pb, ps, pc = pb[order], ps[order], pc[order]
         if len(pb) and len(gb):
@@ -304,6 +308,7 @@ class YoloDetector:
         elif model.endswith(".pt") and not Path(model).is_file():
             raise FileNotFoundError(f"weights file not found: {model} (build an untrained model from a .yaml "
                                     "config, or download the weights on a machine with network)")
+        configure()   # before ultralytics is imported: it looks up DNS names on import unless offline
         from ultralytics import YOLO
 
         self.model_source = model
@@ -347,6 +352,7 @@ class YoloDetector:
                     deterministic=True, verbose=self.verbose, pretrained=self.pretrained_weights or False,
                     amp=False if self.device == "cpu" else args.get("amp", True),
                     plots=args.get("plots", False))
+        install_ultralytics_font()
         t0, c0 = time.perf_counter(), time.process_time()
         self.model.train(**args)
         self.train_seconds = time.perf_counter() - t0
@@ -369,6 +375,7 @@ class YoloDetector:
             raise ValueError(f"{data_yaml} has no {split!r} split; it has {[s for s in ('train', 'val', 'test') if data.get(s)]}")
         records: list = []
         validator = _recording_validator(records)
+        install_ultralytics_font()
         metrics = self.model.val(validator=validator, data=str(Path(data_yaml).resolve()), split=split,
                                  imgsz=self.imgsz, batch=batch, conf=conf, iou=iou, device=self.device,
                                  workers=0, plots=False, verbose=self.verbose,
@@ -443,6 +450,8 @@ class YoloDetector:
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray], **kwargs) -> YoloDetector:
         """The detector :meth:`state` described (``kwargs`` go to the constructor: device, ...)."""
         import torch
+
+        configure()   # before ultralytics is imported: it looks up DNS names on import unless offline
         from ultralytics.nn.tasks import DetectionModel
         from ultralytics.utils import LOGGER
 

@@ -10,7 +10,6 @@ weight per patient (for explanation; ``None`` otherwise). A missing modality is 
 silently treated as a measured zero: each strategy says what it does with the mask.
 """
 
-from .evaluate import METRICS, bootstrap_metrics, point_metrics
 from .models import (
     FUSIONS,
     AttentionFusion,
@@ -24,8 +23,8 @@ from .models import (
     make_fusion,
     modality_dropout,
 )
-from .train import TrainResult, predict_model, train_model
+from .train import predict_model, train_model
 
-__all__ = ["FUSIONS", "METRICS", "bootstrap_metrics", "point_metrics", "AttentionFusion", "BilinearFusion", "CrossAttentionFusion", "EarlyFusion",
-           "FusionOutput", "GatedFusion", "LateFusion", "MultimodalModel", "TrainResult", "make_fusion",
-           "modality_dropout", "predict_model", "train_model"]
+__all__ = ["FUSIONS", "AttentionFusion", "BilinearFusion", "CrossAttentionFusion", "EarlyFusion", "FusionOutput",
+           "GatedFusion", "LateFusion", "MultimodalModel", "make_fusion", "modality_dropout",
+           "predict_model", "train_model"]

@@ -12,6 +12,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..training import fit
+
 __all__ = ["PCA", "GeneAutoencoder", "GenePreprocessor", "SNNEncoder", "cpm", "fit_autoencoder",
            "log_cpm"]
 
@@ -200,33 +202,38 @@ class GeneAutoencoder(nn.Module):
 
 def fit_autoencoder(X, latent: int = 8, hidden: int = 32, epochs: int = 200, lr: float = 1e-2,
                     weight_decay: float = 1e-4, seed: int = 0) -> tuple[GeneAutoencoder, list[float]]:
-    """Train a :class:`GeneAutoencoder` on standardised expression (full batch, Adam, MSE).
+    """Train a :class:`GeneAutoencoder` on standardised expression (full batch, Adam, MSE); chapter 7.
 
-    Returns the model (in eval mode) and the training loss per epoch. Same seed, same weights.
+    The loop is :func:`oncolab.training.fit`.
+
+    Parameters
+    ----------
+    X : array-like, shape (n_patients, n_genes)
+        Standardised expression (e.g. from :class:`GenePreprocessor`), finite.
+    latent, hidden : int
+        Sizes of the embedding and of the hidden layers.
+    epochs, lr, weight_decay : int, float, float
+        Adam's epochs, learning rate and weight decay.
+    seed : int
+        Seeds the initial weights (the global random state is left as it was): same seed,
+        same weights.
+
+    Returns
+    -------
+    tuple of (GeneAutoencoder, list of float)
+        The model in eval mode and the mean squared reconstruction error of each epoch.
     """
     X = torch.as_tensor(np.asarray(X, np.float32))
     if X.ndim != 2 or not torch.isfinite(X).all():
         raise ValueError(f"X must be a finite 2-D array, got shape {tuple(X.shape)}")
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    g = torch.Generator().manual_seed(int(seed))
-    torch.manual_seed(int(seed))
-    model = GeneAutoencoder(X.shape[1], latent, hidden)
-    with torch.no_grad():  # seeded init independent of global state
-        for p in model.parameters():
-            if p.ndim == 2:
-                nn.init.kaiming_uniform_(p, a=5**0.5, generator=g)
-            else:
-                p.zero_()
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    losses = []
-    model.train()
-    for _ in range(int(epochs)):
-        opt.zero_grad()
-        _, rec = model(X)
-        loss = torch.mean((rec - X) ** 2)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-    model.eval()
-    return model, losses
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        model = GeneAutoencoder(X.shape[1], latent, hidden)
+
+    def loss_fn(m, x):
+        return torch.mean((m(x)[1] - x) ** 2)
+
+    res = fit(model, loss_fn, X, epochs=int(epochs), lr=lr, weight_decay=weight_decay, seed=int(seed))
+    return model, res.curve("train_loss")

@@ -3,7 +3,7 @@ scikit-survival wrappers, metrics and validation.
 
 Chapter 8 ("Survival analysis from first principles") teaches the non-parametric estimators,
 the Cox model and concordance; chapter 9 ("Deep survival models") DeepSurv, the discrete-time
-model, the metrics and the validation helper. Every estimator follows scikit-survival's API:
+model and its time bins, the metrics and the validation helper. Every estimator follows scikit-survival's API:
 ``fit(X, y)`` with the structured ``y`` of (event, time), ``predict(X)`` a risk score (higher =
 worse), ``predict_survival(X, times)`` and ``predict_survival_function(X)``, ``score`` =
 Harrell's C.
@@ -18,6 +18,7 @@ import importlib
 
 from ._checks import as_structured, check_survival
 from .base import SurvivalMixin, survival_matrix
+from .binning import bin_index, time_bins
 from .cox import CoxPH, breslow_baseline, cox_newton, cox_partial_likelihood
 from .features import cohort_tabular, tabular_preprocessor
 from .metrics import (
@@ -48,9 +49,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "CoxPH", "KaplanMeier", "SurvivalMixin", "as_structured", "breslow_baseline", "brier_score",
+    "CoxPH", "KaplanMeier", "SurvivalMixin", "as_structured", "bin_index", "breslow_baseline", "brier_score",
     "calibration_at_horizon", "censoring_survival", "check_survival", "cohort_tabular", "concordance_counts",
     "cox_newton", "cox_partial_likelihood", "event_table", "harrell_c", "integrated_brier_score",
     "kaplan_meier", "logrank_test", "nelson_aalen", "plot_km", "plot_risk_groups", "risk_groups",
-    "survival_matrix", "tabular_preprocessor", "td_auc", "uno_c", *_LAZY,
+    "survival_matrix", "tabular_preprocessor", "td_auc", "time_bins", "uno_c", *_LAZY,
 ]

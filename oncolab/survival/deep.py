@@ -8,15 +8,17 @@ the Cox model and the ensembles.
   model and is trained on the negative partial likelihood (:func:`~oncolab.survival.cox_ph_loss`);
   the baseline hazard is Breslow's, so survival curves are ``exp(-H0(t) exp(g(x)))``.
 * :class:`DiscreteTimeSurvival` (logistic hazard; Gensheimer and Narasimhan 2019, Kvamme and
-  Borgan 2021): time is cut into bins at quantiles of the event times; the network outputs one
+  Borgan 2021): time is cut into bins at quantiles of the event times
+  (:mod:`oncolab.survival.binning`, which states the edge convention); the network outputs one
   logit per bin, the conditional probability of the event in that bin given survival to its
   start; trained on :func:`~oncolab.survival.logistic_hazard_nll`. No proportional-hazards
   assumption. Its risk score is minus the restricted mean survival time up to the last bin.
 
 Inputs are standardised inside the model (means and scales of the training data). Training is
-full-batch Adam with weight decay; with ``val_fraction > 0`` a stratified part of the training
-data is held out and the weights with the best validation loss are kept (early stopping).
-Same ``seed``, same weights.
+full-batch Adam with weight decay (:func:`oncolab.training.fit`, on one CPU thread); with
+``val_fraction > 0`` a stratified part of the training data is held out and the weights with
+the best validation loss are kept (early stopping). The per-epoch losses are kept in
+``history_``. Same ``seed``, same weights.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 
+from ..training import fit
 from ._checks import check_survival, check_X
 from .base import SurvivalMixin
+from .binning import bin_index, time_bins
 from .cox import breslow_baseline
 from .losses import cox_ph_loss, logistic_hazard_nll
 
@@ -46,7 +50,7 @@ def mlp(n_in: int, hidden=(32,), n_out: int = 1, dropout: float = 0.1) -> torch.
 
 
 class _TorchSurvival(SurvivalMixin, BaseEstimator):
-    """Shared training loop: standardise, split off validation, Adam, keep the best epoch."""
+    """Shared parts: standardise, split off validation, train with :func:`oncolab.training.fit`."""
 
     def _prepare(self, X, y):
         event, time = check_survival(y)
@@ -63,53 +67,27 @@ class _TorchSurvival(SurvivalMixin, BaseEstimator):
             raise ValueError(f"X has {X.shape[1]} columns, the model was fitted on {self.n_features_in_}")
         return torch.as_tensor((X - self.x_mean_) / self.x_scale_, dtype=torch.float32)
 
-    def _train(self, net, Xs, loss_fn, event):
-        # these networks are tiny: one thread is faster than several (no contention)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return self._train_loop(net, Xs, loss_fn, event)
-        finally:
-            torch.set_num_threads(threads)
-
-    def _train_loop(self, net, Xs, loss_fn, event):
-        n = len(Xs)
-        idx = np.arange(n)
+    def _train(self, net, Xs, targets: tuple[torch.Tensor, ...], loss, event):
+        """Full-batch Adam on ``loss(output, *targets)``; a stratified validation part (by event)
+        picks the epoch whose weights are kept. Sets ``history_``; returns ``net``."""
+        idx = np.arange(len(Xs))
+        tr, va = idx, None
         if self.val_fraction and self.val_fraction > 0:
             tr, va = train_test_split(idx, test_size=self.val_fraction, random_state=self.seed, stratify=event)
             if event[tr].sum() == 0 or event[va].sum() == 0:
                 tr, va = idx, None
-        else:
-            tr, va = idx, None
         Xt = torch.as_tensor(Xs, dtype=torch.float32)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        best, best_state, wait = np.inf, None, 0
-        history = []
-        for _ in range(int(self.epochs)):
-            net.train()
-            opt.zero_grad()
-            loss = loss_fn(net(Xt[tr]), tr)
-            loss.backward()
-            opt.step()
-            rec = {"train": float(loss.detach())}
-            if va is not None:
-                net.eval()
-                with torch.no_grad():
-                    v = float(loss_fn(net(Xt[va]), va))
-                rec["val"] = v
-                if v < best - 1e-6:
-                    best, wait = v, 0
-                    best_state = {k: t.clone() for k, t in net.state_dict().items()}
-                else:
-                    wait += 1
-                    if wait >= self.patience:
-                        history.append(rec)
-                        break
-            history.append(rec)
-        if best_state is not None:
-            net.load_state_dict(best_state)
-        net.eval()
-        self.history_ = history
+
+        def rows(r):
+            return (Xt[r], *(t[r] for t in targets))
+
+        def loss_fn(model, batch):
+            return loss(model(batch[0]), *batch[1:])
+
+        # these networks are tiny: one thread is faster than several (no contention)
+        res = fit(net, loss_fn, rows(tr), val=None if va is None else rows(va), epochs=int(self.epochs),
+                  lr=self.lr, weight_decay=self.weight_decay, patience=self.patience, seed=self.seed, threads=1)
+        self.history_ = res.history
         return net
 
     def _check_fitted(self):
@@ -139,16 +117,14 @@ class DeepSurv(_TorchSurvival):
 
     def fit(self, X, y):
         Xs, event, time = self._prepare(X, y)
-        t_t = torch.as_tensor(time)
-        e_t = torch.as_tensor(event)
 
-        def loss_fn(out, rows):
-            return cox_ph_loss(out, t_t[rows], e_t[rows], ties=self.ties)
+        def loss(out, t, e):
+            return cox_ph_loss(out, t, e, ties=self.ties)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             net = mlp(Xs.shape[1], self.hidden, 1, self.dropout)
-            self.net_ = self._train(net, Xs, loss_fn, event)
+        self.net_ = self._train(net, Xs, (torch.as_tensor(time), torch.as_tensor(event)), loss, event)
         eta = self._eta(torch.as_tensor(Xs, dtype=torch.float32))
         self.baseline_time_, self.cum_baseline_hazard_ = breslow_baseline(eta, time, event)
         return self
@@ -174,7 +150,9 @@ class DeepSurv(_TorchSurvival):
 class DiscreteTimeSurvival(_TorchSurvival):
     """Discrete-time logistic-hazard network (see the module docstring).
 
-    ``n_bins`` time intervals with edges at quantiles of the training event times.
+    ``n_bins`` time intervals with edges at quantiles of the training event times
+    (:func:`~oncolab.survival.time_bins`; a time on an edge belongs to the bin that ends there,
+    :func:`~oncolab.survival.bin_index`). The fitted edges are ``edges_``.
     """
 
     def __init__(self, n_bins: int = 20, hidden=(32,), dropout: float = 0.1, lr: float = 1e-2,
@@ -190,33 +168,15 @@ class DiscreteTimeSurvival(_TorchSurvival):
         self.patience = patience
         self.seed = seed
 
-    @staticmethod
-    def make_bins(time, event, n_bins: int) -> np.ndarray:
-        """Bin edges ``0 = e_0 < e_1 < ... < e_K = max time`` at quantiles of the event times."""
-        if not isinstance(n_bins, int | np.integer) or n_bins < 2:
-            raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
-        q = np.quantile(time[event], np.linspace(0, 1, n_bins + 1)[1:-1])
-        return np.unique(np.r_[0.0, q, time.max()])
-
-    def bin_index(self, time) -> np.ndarray:
-        """Bin ``b`` with ``e_b < t <= e_{b+1}`` (time 0 goes to the first bin)."""
-        return np.clip(np.searchsorted(self.edges_[1:-1], np.asarray(time, float), side="left"),
-                       0, len(self.edges_) - 2)
-
     def fit(self, X, y):
         Xs, event, time = self._prepare(X, y)
-        self.edges_ = self.make_bins(time, event, self.n_bins)
+        self.edges_ = time_bins(time, event, self.n_bins)
         K = len(self.edges_) - 1
-        b = torch.as_tensor(self.bin_index(time))
-        e_t = torch.as_tensor(event)
-
-        def loss_fn(out, rows):
-            return logistic_hazard_nll(out, b[rows], e_t[rows])
-
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             net = mlp(Xs.shape[1], self.hidden, K, self.dropout)
-            self.net_ = self._train(net, Xs, loss_fn, event)
+        targets = (torch.as_tensor(bin_index(time, self.edges_)), torch.as_tensor(event))
+        self.net_ = self._train(net, Xs, targets, logistic_hazard_nll, event)
         self.baseline_time_ = self.edges_[1:]
         return self
 

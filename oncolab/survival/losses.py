@@ -26,13 +26,21 @@ def cox_ph_loss(risk: torch.Tensor, time, event, ties: str = "breslow") -> torch
 
     Parameters
     ----------
-    risk : (n,) or (n, 1) tensor of log-risk scores ``eta`` (the network's output; higher = worse).
-    time : (n,) times (tensor or array); event : (n,) bool (or 0/1) event flags.
-    ties : "breslow" or "efron" (see :mod:`oncolab.survival.cox`).
+    risk : torch.Tensor, shape (n,) or (n, 1)
+        Log-risk scores ``eta`` (the network's output; higher = worse).
+    time : array-like or torch.Tensor, shape (n,)
+        Follow-up times, >= 0.
+    event : array-like or torch.Tensor, shape (n,)
+        Event flags, bool or 0/1.
+    ties : {"breslow", "efron"}
+        How tied event times are handled (see :mod:`oncolab.survival.cox`).
 
-    Returns ``-l(eta) / n_events``; a batch without events raises (the partial likelihood of a
-    batch without events is empty; use larger batches or sample events into each).
-    Differentiable in ``risk``; numerically stable (log-sum-exp with a shift).
+    Returns
+    -------
+    torch.Tensor
+        ``-l(eta) / n_events``, a scalar, differentiable in ``risk``; numerically stable
+        (log-sum-exp with a shift). A batch without events raises (its partial likelihood is
+        empty; use larger batches or sample events into each).
     """
     if ties not in ("breslow", "efron"):
         raise ValueError(f"ties must be 'breslow' or 'efron', got {ties!r}")
@@ -86,9 +94,24 @@ def logistic_hazard_nll(logits: torch.Tensor, bin_idx, event) -> torch.Tensor:
     """Negative log likelihood of the discrete-time logistic-hazard model, mean over patients.
 
     ``logits`` is (n, K): ``h_k = sigmoid(logits_k)`` is the probability of the event in bin
-    ``k`` given survival to its start. A patient whose time falls in bin ``b`` contributes
+    ``k`` given survival to its start. A patient whose time falls in bin ``b`` (from
+    :func:`~oncolab.survival.bin_index`, whose bins are closed on the right) contributes
     ``log h_b + sum_{k<b} log(1 - h_k)`` if the event was observed, and
     ``sum_{k<=b} log(1 - h_k)`` if censored (alive through bin ``b``).
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (n, K)
+        One logit per patient and bin.
+    bin_idx : array-like of int, shape (n,)
+        Each patient's bin, in ``0 .. K - 1``.
+    event : array-like of bool, shape (n,)
+        True where the event was observed.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean negative log likelihood over patients (a scalar, differentiable in ``logits``).
     """
     if logits.ndim != 2:
         raise ValueError(f"logits must be (n, n_bins), got shape {tuple(logits.shape)}")

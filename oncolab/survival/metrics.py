@@ -23,8 +23,8 @@ import pandas as pd
 from ._checks import check_risk, check_survival
 from .nonparametric import kaplan_meier
 
-__all__ = ["brier_score", "calibration_at_horizon", "censoring_survival", "concordance_counts",
-           "harrell_c", "integrated_brier_score", "td_auc", "uno_c"]
+__all__ = ["brier_from_censoring", "brier_score", "calibration_at_horizon", "censoring_survival",
+           "check_eval_times", "concordance_counts", "harrell_c", "integrated_brier_score", "td_auc", "uno_c"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,7 +166,12 @@ def uno_c(y_train, y_test, risk, tau: float | None = None, tied_tol: float = 1e-
 
 
 # --------------------------------------------------------------------------------------------
-def _check_times(times, test_time) -> np.ndarray:
+def check_eval_times(times, test_time) -> np.ndarray:
+    """The sorted unique evaluation ``times``, checked to lie within the follow-up of ``test_time``.
+
+    Taught in chapter 9. Parameters: ``times`` (array-like), ``test_time`` (the test patients'
+    times). Returns the times as a sorted array; raises a ValueError naming the range otherwise.
+    """
     times = np.unique(np.atleast_1d(np.asarray(times, float)))
     if times.min() < test_time.min() or times.max() >= test_time.max():
         raise ValueError(f"evaluation times must lie within the follow-up of the test data "
@@ -185,7 +190,7 @@ def td_auc(y_train, y_test, risk, times, tied_tol: float = 1e-8) -> tuple[np.nda
     divided by ``1 - S(t_last)``. Agrees with ``sksurv.metrics.cumulative_dynamic_auc``.
     """
     event, time = check_survival(y_test, name="y_test")
-    times = _check_times(times, time)
+    times = check_eval_times(times, time)
     est = np.asarray(risk, float)
     if est.ndim == 1:
         check_risk(est, len(time))
@@ -219,7 +224,7 @@ def brier_score(y_train, y_test, surv_prob, times) -> tuple[np.ndarray, np.ndarr
     Agrees with ``sksurv.metrics.brier_score``.
     """
     event, time = check_survival(y_test, name="y_test")
-    times = _check_times(times, time)
+    times = check_eval_times(times, time)
     p = np.asarray(surv_prob, float)
     if p.ndim == 1 and len(times) == 1:
         p = p[:, None]
@@ -229,11 +234,15 @@ def brier_score(y_train, y_test, surv_prob, times) -> tuple[np.ndarray, np.ndarr
         raise ValueError("surv_prob must hold survival probabilities in [0, 1]")
     g_t = censoring_survival(y_train, times)
     g_y = censoring_survival(y_train, time)
-    return times, _brier(event, time, p, times, g_t, g_y)
+    return times, brier_from_censoring(event, time, p, times, g_t, g_y)
 
 
-def _brier(event, time, p, times, g_t, g_y) -> np.ndarray:
-    """Brier scores with precomputed censoring survival at ``times`` (g_t) and at ``time`` (g_y)."""
+def brier_from_censoring(event, time, p, times, g_t, g_y) -> np.ndarray:
+    """Brier scores with precomputed censoring survival at ``times`` (g_t) and at ``time`` (g_y).
+
+    Taught in chapter 9; :func:`brier_score` computes the censoring survival itself. Returns
+    one score per time.
+    """
     case = (time[:, None] <= times[None, :]) & event[:, None]
     ctrl = time[:, None] > times[None, :]
     a = np.divide(p**2, g_y[:, None], out=np.zeros_like(p), where=case)

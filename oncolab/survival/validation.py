@@ -31,9 +31,9 @@ from sklearn.pipeline import Pipeline
 from ._checks import check_survival
 from .base import survival_matrix
 from .metrics import (
-    _brier,
-    _check_times,
+    brier_from_censoring,
     censoring_survival,
+    check_eval_times,
     harrell_c,
     integrated_brier_score,
     td_auc,
@@ -113,7 +113,7 @@ def cross_validate_survival(models: dict, X, y, preprocessor=None, n_splits: int
     if n_splits < 2:
         raise ValueError(f"n_splits must be >= 2, got {n_splits}")
     times = default_times(y) if times is None else np.asarray(times, float)
-    _check_times(times, time)
+    check_eval_times(times, time)
     cv = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
     rows, store = [], []
     oof = {name: np.full(len(time), np.nan) for name in models}
@@ -186,7 +186,7 @@ def _bootstrap(store, names, n_boot, seed) -> dict:
                         pass
                 keep = (ft >= tb.min()) & (ft < tb.max())
                 if keep.sum() >= 2:
-                    bs = _brier(eb, tb, S[idx][:, keep], ft[keep], g_t[keep], g_y[idx])
+                    bs = brier_from_censoring(eb, tb, S[idx][:, keep], ft[keep], g_t[keep], g_y[idx])
                     vals[name]["ibs"].append(np.trapezoid(bs, ft[keep]) / (ft[keep][-1] - ft[keep][0]))
         for name in names:
             for metric in ("harrell_c", "ibs"):

@@ -2,16 +2,11 @@
 
 Taught in chapter 6 ("From blood tests to sentences"). The biomarkers and the flag rule live
 in :mod:`oncolab.data.labs`; this subpackage turns them into text and vectors.
-Chapter 10 uses :func:`lab_text_embeddings` to get one vector per patient.
+:func:`lab_text_embeddings` gives one vector per patient of a cohort. The panel's numbers, as
+numbers, are featurised by :class:`oncolab.features.LabFeatures`.
 """
 
-from .baselines import (
-    PanelFeaturizer,
-    embedding_model,
-    macro_auc_ci,
-    numeric_panel_model,
-    tfidf_model,
-)
+from .baselines import embedding_model, numeric_panel_model, tfidf_model
 from .bert import (
     embed_texts,
     evaluate_mlm,
@@ -57,9 +52,9 @@ from .tokenizer import (
 
 __all__ = [
     "BIOBERT", "DEFAULT_LLM", "SPECIAL_TOKENS", "BioBertEncoder", "LLMNarrator", "LabResult",
-    "PanelFeaturizer", "TextEncoder", "TfidfEncoder", "TinyBertEncoder", "check_panel",
+    "TextEncoder", "TfidfEncoder", "TinyBertEncoder", "check_panel",
     "embed_texts", "embedding_model", "evaluate_mlm", "flag_panel", "flag_table", "format_value",
-    "is_missing", "lab_text_embeddings", "learn_wordpiece", "macro_auc_ci", "mask_tokens",
+    "is_missing", "lab_text_embeddings", "learn_wordpiece", "mask_tokens",
     "mlm_loss", "narrate", "narrate_cohort", "narrate_results", "numeric_panel_model",
     "patient_seed", "pre_tokenize", "pretrain_mlm", "tfidf_model", "tiny_bert", "tiny_bert_config",
     "to_canonical", "train_wordpiece", "word_counts", "wordpiece_tokenize",

@@ -21,11 +21,12 @@ tokens (:func:`embed_texts`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from ..training import fit
 
 __all__ = [
     "embed_texts",
@@ -160,12 +161,35 @@ def evaluate_mlm(model, tokenizer, texts: Sequence[str], seed: int = 0, batch_si
 def pretrain_mlm(model, tokenizer, texts: Sequence[str], epochs: int = 10, batch_size: int = 32,
                  lr: float = 1e-3, seed: int = 0, max_length: int = 256, weight_decay: float = 0.01,
                  callback=None) -> dict:
-    """Pretrain ``model`` (a ``BertForMaskedLM``) on ``texts`` with MLM; returns the history.
+    """Pretrain ``model`` (a ``BertForMaskedLM``) on ``texts`` with MLM; chapter 6.
 
-    A plain PyTorch loop: shuffle, mask with :func:`mask_tokens`, AdamW with a linear
-    warm-up over the first 10% of steps then linear decay. Returns ``{"loss": [mean loss per
-    epoch], "seconds": wall-clock time, "steps": optimiser steps}``. ``callback(epoch,
-    loss)`` is called after each epoch when given.
+    Shuffled mini-batches of texts, each masked afresh with :func:`mask_tokens`; AdamW with
+    a linear warm-up over the first 10% of the steps, then a linear decay to 0; gradients
+    clipped to norm 1. The loop is :func:`oncolab.training.fit`; a batch with no masked token
+    is skipped.
+
+    Parameters
+    ----------
+    model : transformers.BertForMaskedLM
+        The model to pretrain (in place; left in eval mode).
+    tokenizer : transformers.PreTrainedTokenizerFast
+        Its tokenizer (with ``[MASK]`` and padding tokens).
+    texts : sequence of str
+        The training texts.
+    epochs, batch_size, lr, weight_decay : int, int, float, float
+        Epochs, texts per batch, peak learning rate and AdamW's weight decay.
+    seed : int
+        Seeds the order of the texts, the masking and dropout: same seed, same weights.
+    max_length : int
+        Texts are truncated to this many tokens.
+    callback : callable or None
+        ``callback(epoch, loss)`` after each epoch.
+
+    Returns
+    -------
+    dict
+        ``"loss"``: the mean MLM loss of each epoch (over its batches, weighted by their
+        numbers of texts); ``"seconds"``: wall-clock time; ``"steps"``: optimiser steps taken.
     """
     for name, v in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -173,40 +197,25 @@ def pretrain_mlm(model, tokenizer, texts: Sequence[str], epochs: int = 10, batch
     seed = _check_seed(seed)
     enc = _encode(tokenizer, texts, max_length)
     n = len(enc["input_ids"])
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = (n + batch_size - 1) // batch_size
-    total = epochs * steps_per_epoch
-    warm = max(1, total // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
-    history: list[float] = []
-    model.train()
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        order = rng.permutation(n)
-        losses, weights = [], []
-        for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
-            ids, special, attn = _batch(enc, idx, tokenizer.pad_token_id)
-            masked, labels = mask_tokens(ids, special, tokenizer.mask_token_id, len(tokenizer), seed=g)
-            if not (labels != -100).any():
-                continue
-            out = model(input_ids=masked, attention_mask=attn, labels=labels)
-            opt.zero_grad()
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(out.loss.item())
-            weights.append(int((labels != -100).sum()))
-        history.append(float(np.average(losses, weights=weights)))
-        if callback is not None:
-            callback(epoch, history[-1])
-    model.eval()
-    return {"loss": history, "seconds": time.perf_counter() - t0, "steps": total}
+    masking = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+
+    def loss_fn(m, idx):
+        ids, special, attn = _batch(enc, idx.tolist(), tokenizer.pad_token_id)
+        masked, labels = mask_tokens(ids, special, tokenizer.mask_token_id, len(tokenizer), seed=masking)
+        if not (labels != -100).any():
+            return None
+        return m(input_ids=masked.to(device), attention_mask=attn.to(device), labels=labels.to(device)).loss
+
+    def warmup_linear(opt, total):
+        warm = max(1, total // 10)
+        return torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+
+    res = fit(model, loss_fn, torch.arange(n), epochs=epochs, lr=lr, weight_decay=weight_decay,
+              optimizer="adamw", batch_size=batch_size, schedule=warmup_linear, clip_grad_norm=1.0, seed=seed,
+              callback=None if callback is None else lambda rec: callback(rec["epoch"], rec["train_loss"]))
+    return {"loss": res.curve("train_loss"), "seconds": res.seconds, "steps": res.steps}
 
 
 def embed_texts(model, tokenizer, texts: Sequence[str], pooling: str = "mean", batch_size: int = 64,

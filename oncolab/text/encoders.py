@@ -1,7 +1,8 @@
 """One embedding interface for every text encoder: ``encoder.encode(texts) -> (n, d) array``.
 
-Taught in chapter 6 ("From blood tests to sentences"); chapter 10 fuses the vectors with the
-other modalities through :func:`lab_text_embeddings` and does not care which encoder made them.
+Taught in chapter 6 ("From blood tests to sentences"), where :func:`lab_text_embeddings` turns a
+cohort into one vector per patient whichever encoder made it; the text stages of the complete
+system (chapter 12) use these classes through the same interface.
 
 * :class:`TfidfEncoder`: word and word-pair counts weighted by inverse document frequency;
 * :class:`TinyBertEncoder`: a WordPiece tokenizer and a tiny BERT, both trained on the texts

@@ -29,7 +29,6 @@ Conversion rules (:func:`to_model_input`), stated once and applied everywhere:
 from __future__ import annotations
 
 import contextlib
-import copy
 import numbers
 from collections.abc import Sequence
 
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..env import require_hub
+from ..training import fit
 from .resnet import ResNet, SmallCNN
 from .vit import VisionTransformer, load_timm_weights
 
@@ -115,18 +115,17 @@ def image_encoder(name: str, pretrained: bool = False, in_chans: int = 3, num_cl
     if pretrained and name.startswith("small_"):
         raise ValueError(f"{name!r} has no pretrained weights; use pretrained=False and train it "
                          f"(pretrained encoders: {[n for n in ENCODERS if not n.startswith('small_')]})")
+    if pretrained:  # before importing timm: offline, fail at once
+        require_hub(f"timm/{_TIMM.get(name, _OWN.get(name))}", local_hint="pretrained=False")
     import timm
 
     with _seeded(seed):
         if name in _TIMM:
-            if pretrained:
-                require_hub(f"timm/{_TIMM[name]}", local_hint="pretrained=False")
             model = timm.create_model(_TIMM[name], pretrained=pretrained, in_chans=in_chans,
                                       num_classes=num_classes, **kwargs)
         else:
             model = _build_own(name, in_chans, num_classes, **kwargs)
             if pretrained:
-                require_hub(f"timm/{_OWN[name]}", local_hint="pretrained=False")
                 ref = timm.create_model(_OWN[name], pretrained=True, in_chans=in_chans,
                                         num_classes=num_classes, **kwargs)
                 load_timm_weights(model, ref)
@@ -304,65 +303,74 @@ def train_classifier(model: nn.Module, images, y, val_images=None, val_y=None, e
                      augment: bool = True, seed: int = 0, device: str | None = None) -> dict:
     """Train an image classifier with cross-entropy and AdamW; chapters 2 and 4.
 
-    ``images`` follow :func:`to_model_input`'s rules; ``y`` holds integer classes. Mini-batches
-    are shuffled, and with ``augment`` each image is flipped left-right and up-down at random
-    (lesions and tissue have no preferred orientation). With a validation set the weights of
-    the epoch with the lowest validation loss are kept. Returns the history: per epoch
-    ``train_loss``, and ``val_loss`` / ``val_accuracy`` when there is a validation set.
-    Same seed, same weights (on the CPU).
+    Shuffled mini-batches, a one-cycle learning-rate schedule, and with ``augment`` each
+    training image flipped left-right and up-down at random (lesions and tissue have no
+    preferred orientation). With a validation set the weights of the epoch with the lowest
+    validation loss are kept. The loop is :func:`oncolab.training.fit`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier returning logits (e.g. from :func:`image_encoder` with ``num_classes``).
+    images : array-like or torch.Tensor
+        Training images, following :func:`to_model_input`'s rules.
+    y : array-like of int
+        Classes, in ``0 .. n_classes - 1``.
+    val_images, val_y : optional
+        Validation images and classes.
+    epochs, lr, batch_size, weight_decay : int, float, int, float
+        Epochs, peak learning rate, images per mini-batch, AdamW's weight decay.
+    augment : bool
+        Random flips of the training images.
+    seed : int
+        Seeds the mini-batch order, the flips and dropout: same seed, same weights (on the CPU).
+    device : str or None
+        Where to train; None: where the model is.
+
+    Returns
+    -------
+    dict
+        ``train_loss`` per epoch, and with a validation set ``val_loss``, ``val_accuracy`` per
+        epoch and ``best_epoch`` (from 0), the epoch whose weights are kept.
     """
     y_t = torch.as_tensor(np.asarray(y), dtype=torch.long)
     x = to_model_input(images, model)
     if len(y_t) != len(x):
         raise ValueError(f"{len(x)} images but {len(y_t)} labels")
+    val = None
     if val_images is not None:
         xv = to_model_input(val_images, model)
         yv = torch.as_tensor(np.asarray(val_y), dtype=torch.long)
         if len(yv) != len(xv):
             raise ValueError(f"{len(xv)} validation images but {len(yv)} labels")
-    dev = torch.device(device) if device else next(model.parameters()).device
-    model.to(dev)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * len(_batches(len(x), batch_size))))
-    hist: dict[str, list] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
-    best = (float("inf"), None)
-    with _seeded(seed):
-        g = torch.Generator().manual_seed(int(seed))
-        for _ in range(epochs):
-            model.train()
-            perm = torch.randperm(len(x), generator=g)
-            total = 0.0
-            for a, b in _batches(len(x), batch_size):
-                idx = perm[a:b]
-                xb, yb = x[idx], y_t[idx]
-                if augment:
-                    flip = torch.rand(len(xb), 2, generator=g) < 0.5
-                    xb = torch.where(flip[:, 0].view(-1, 1, 1, 1), xb.flip(-1), xb)
-                    xb = torch.where(flip[:, 1].view(-1, 1, 1, 1), xb.flip(-2), xb)
-                logits = model(xb.to(dev))
-                if int(y_t.max()) >= logits.shape[1] or int(y_t.min()) < 0:
-                    raise ValueError(f"labels must lie in [0, {logits.shape[1] - 1}] (the model's outputs), "
-                                     f"got [{int(y_t.min())}, {int(y_t.max())}]")
-                loss = F.cross_entropy(logits, yb.to(dev))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += float(loss.detach()) * len(idx)
-            hist["train_loss"].append(total / len(x))
-            if val_images is not None:
-                model.eval()
-                with torch.no_grad():
-                    lv = torch.cat([model(xv[a:b].to(dev)).cpu() for a, b in _batches(len(xv), 256)])
-                vloss = float(F.cross_entropy(lv, yv))
-                hist["val_loss"].append(vloss)
-                hist["val_accuracy"].append(float((lv.argmax(1) == yv).float().mean()))
-                if vloss < best[0]:
-                    best = (vloss, copy.deepcopy(model.state_dict()))
-    if best[1] is not None:
-        model.load_state_dict(best[1])
-        hist["best_epoch"] = int(np.argmin(hist["val_loss"]))
-    model.eval()
+        val = (xv, yv)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    flips = torch.Generator().manual_seed(int(seed))
+
+    def loss_fn(m, batch):
+        xb, yb = batch
+        if augment and m.training:
+            flip = (torch.rand(len(xb), 2, generator=flips) < 0.5).to(xb.device)
+            xb = torch.where(flip[:, 0].view(-1, 1, 1, 1), xb.flip(-1), xb)
+            xb = torch.where(flip[:, 1].view(-1, 1, 1, 1), xb.flip(-2), xb)
+        logits = m(xb)
+        if int(yb.max()) >= logits.shape[1] or int(yb.min()) < 0:
+            raise ValueError(f"labels must lie in [0, {logits.shape[1] - 1}] (the model's outputs), "
+                             f"got [{int(yb.min())}, {int(yb.max())}]")
+        loss = F.cross_entropy(logits, yb)
+        return loss, {"accuracy": float((logits.argmax(1) == yb).float().mean())}
+
+    def one_cycle(opt, total_steps):
+        return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, total_steps))
+
+    res = fit(model, loss_fn, (x, y_t), val=val, epochs=epochs, lr=lr, weight_decay=weight_decay,
+              optimizer="adamw", batch_size=batch_size, val_batch_size=256, schedule=one_cycle, seed=int(seed),
+              device=device)
+    hist: dict = {"train_loss": res.curve("train_loss"), "val_loss": [], "val_accuracy": []}
+    if val is not None:
+        hist["val_loss"], hist["val_accuracy"] = res.curve("val_loss"), res.curve("val_accuracy")
+        hist["best_epoch"] = res.best_epoch
     return hist
 
 

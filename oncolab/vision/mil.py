@@ -16,19 +16,20 @@ prediction rests on. With ``gated=False`` the sigmoid gate is dropped (plain att
 * :class:`GatedAttentionMIL`: the module; it takes one bag ``(N, D)`` or a padded batch
   ``(B, N, D)`` with a mask, and returns logits, bag embedding and attention weights;
 * :func:`pad_bags`: a list of bags of different sizes -> padded tensor and mask;
-* :func:`fit_mil` / :func:`predict_mil`: a seeded training loop and batched prediction.
+* :func:`fit_mil` / :func:`predict_mil`: seeded training (the shared loop of
+  :func:`oncolab.training.fit`) and batched prediction.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..training import fit, limit_threads
 
 __all__ = ["GatedAttentionMIL", "MILOutput", "fit_mil", "pad_bags", "predict_mil"]
 
@@ -135,35 +136,45 @@ def pad_bags(bags: Sequence[np.ndarray | torch.Tensor]) -> tuple[torch.Tensor, t
     return x, mask
 
 
-@contextmanager
-def _threads(n: int | None):
-    if n is None:
-        yield
-        return
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"num_threads must be a positive integer or None, got {n!r}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def fit_mil(bags: Sequence[np.ndarray], y: Sequence[int], n_classes: int | None = None,
             epochs: int = 60, lr: float = 3e-3, weight_decay: float = 1e-4, batch_size: int = 16,
             hidden_dim: int = 64, attention_dim: int = 32, dropout: float = 0.1,
             gated: bool = True, class_weight: bool = True, seed: int = 0,
             device: str = "cpu", num_threads: int | None = 1) -> GatedAttentionMIL:
-    """Train a :class:`GatedAttentionMIL` on bags of tile embeddings with cross-entropy.
+    """Train a :class:`GatedAttentionMIL` on bags of tile embeddings with cross-entropy; chapter 5.
 
-    Weights and mini-batch order come from ``seed`` (the global random state is left as it
-    was); ``class_weight`` weighs classes by inverse frequency. The per-epoch mean training
-    loss is kept in ``model.history_``. Returns the model in eval mode.
+    The bags are padded once (:func:`pad_bags`) and trained in shuffled mini-batches with AdamW
+    by :func:`oncolab.training.fit`.
 
-    ``num_threads`` caps PyTorch's CPU threads while training (restored afterwards): a model
-    this small gains nothing from several threads and loses much on a busy machine; ``None``
-    leaves the setting alone.
+    Parameters
+    ----------
+    bags : sequence of array-like
+        One ``(N_i, D)`` array of tile embeddings per slide.
+    y : sequence of int
+        One class per bag, in ``0 .. n_classes - 1``.
+    n_classes : int or None
+        Number of classes; None: the largest label plus one.
+    epochs, lr, weight_decay, batch_size : int, float, float, int
+        AdamW's epochs, learning rate and weight decay; bags per mini-batch.
+    hidden_dim, attention_dim, dropout, gated :
+        The model's settings (see :class:`GatedAttentionMIL`).
+    class_weight : bool
+        Weigh the classes by inverse frequency in the loss.
+    seed : int
+        Seeds the weights, dropout and the mini-batch order (the global random state is left
+        as it was): same seed, same weights.
+    device : str
+        Where to train.
+    num_threads : int or None
+        Caps PyTorch's CPU threads while training (restored afterwards): a model this small
+        gains nothing from several threads and loses much on a busy machine; None leaves the
+        setting alone.
+
+    Returns
+    -------
+    GatedAttentionMIL
+        The trained model in eval mode; ``model.history_`` holds the mean training loss of
+        each epoch.
     """
     y_arr = np.asarray(y)
     if len(bags) != len(y_arr):
@@ -177,41 +188,47 @@ def fit_mil(bags: Sequence[np.ndarray], y: Sequence[int], n_classes: int | None 
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     x, mask = pad_bags(bags)
     yt = torch.as_tensor(y_arr, dtype=torch.long)
-    with torch.random.fork_rng(devices=[]), _threads(num_threads):
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = GatedAttentionMIL(x.shape[-1], k, hidden_dim, attention_dim, dropout, gated).to(device)
-        gen = torch.Generator().manual_seed(seed)
-        weight = None
-        if class_weight:
-            counts = torch.bincount(yt, minlength=k).float()
-            weight = (counts.sum() / (k * counts.clamp(min=1))).to(device)
-        loss_fn = nn.CrossEntropyLoss(weight=weight)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        history = []
-        n_batches = math.ceil(len(yt) / batch_size)
-        for _ in range(epochs):
-            model.train()
-            order = torch.randperm(len(yt), generator=gen)
-            total = 0.0
-            for b in range(n_batches):
-                idx = order[b * batch_size:(b + 1) * batch_size]
-                out = model(x[idx].to(device), mask[idx].to(device))
-                loss = loss_fn(out.logits, yt[idx].to(device))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            history.append(total / len(yt))
-    model.eval()
-    model.history_ = history
+    weight = None
+    if class_weight:
+        counts = torch.bincount(yt, minlength=k).float()
+        weight = (counts.sum() / (k * counts.clamp(min=1))).to(device)
+    ce = nn.CrossEntropyLoss(weight=weight)
+
+    def loss_fn(m, batch):
+        xb, mb, yb = batch
+        return ce(m(xb, mb).logits, yb)
+
+    res = fit(model, loss_fn, (x, mask, yt), epochs=epochs, lr=lr, weight_decay=weight_decay,
+              optimizer="adamw", batch_size=batch_size, seed=seed, threads=num_threads, device=device)
+    model.history_ = res.curve("train_loss")
     return model
 
 
 @torch.no_grad()
 def predict_mil(model: GatedAttentionMIL, bags: Sequence[np.ndarray], batch_size: int = 64,
                 num_threads: int | None = 1) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Class probabilities ``(B, C)`` and each bag's attention weights (a list of ``(N_i,)``)."""
-    with _threads(num_threads):
+    """Class probabilities and each bag's attention weights; chapter 5.
+
+    Parameters
+    ----------
+    model : GatedAttentionMIL
+        A trained model (put in eval mode here).
+    bags : sequence of array-like
+        One ``(N_i, D)`` array of tile embeddings per slide.
+    batch_size : int
+        Bags per forward pass.
+    num_threads : int or None
+        CPU threads while predicting (restored afterwards); None leaves the setting alone.
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, list of numpy.ndarray)
+        Probabilities ``(B, C)`` and each bag's attention weights ``(N_i,)``.
+    """
+    with limit_threads(num_threads):
         return _predict(model, bags, batch_size)
 
 

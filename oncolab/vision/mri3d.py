@@ -126,11 +126,11 @@ def mri_batch(cohort, positions, fill: str = "zeros") -> tuple[torch.Tensor, tor
     """
     if fill != "zeros":
         raise ValueError(f"fill must be 'zeros', got {fill!r}")
-    shape = tuple(cohort.config.mri_shape)
+    shape = tuple(cohort.meta["config"]["mri_shape"])
     out = np.zeros((len(positions), 3, *shape), np.float32)
     mask = np.zeros(len(positions), bool)
     for k, i in enumerate(positions):
-        if cohort.has_mri(int(i)):
+        if cohort.has("mri", int(i)):
             out[k] = cohort.mri(int(i))
             mask[k] = True
     return torch.from_numpy(out), torch.from_numpy(mask)

@@ -13,16 +13,16 @@ transformer per scale and merges them for survival. This module has
   slide pyramid, centred on the same point (for any object with OpenSlide's
   ``read_region((x, y), level, (w, h))``: ``openslide.OpenSlide`` or
   :class:`oncolab.data.prostate.ProstateSlide`), read one region at a time;
-* :func:`tile_features`: a cheap, frozen tile encoder (colour deconvolution, then
+* :func:`stain_blob_features`: a cheap, frozen tile encoder (colour deconvolution, then
   blob-filter responses at three widths): the stand-in for a pathology foundation model;
 * :func:`cross_attention`: scaled dot-product cross-attention by hand (checked against
   ``torch.nn.MultiheadAttention``);
 * :class:`CrossFusionSurv`: the multi-scale model with a discrete-time survival head;
   the single-scale baseline is :class:`oncolab.vision.mil.GatedAttentionMIL` with one logit per
   time bin;
-* :func:`time_bins`, :func:`fit_bag_survival`, :func:`predict_bag_survival`: the
-  discrete-time training loop (loss :func:`oncolab.survival.losses.logistic_hazard_nll`) and
-  survival curves.
+* :func:`fit_bag_survival`, :func:`predict_bag_survival`, :func:`survival_at`: discrete-time
+  training (loss :func:`oncolab.survival.logistic_hazard_nll`, time bins from
+  :func:`oncolab.survival.time_bins`) and survival curves.
 """
 
 from __future__ import annotations
@@ -35,7 +35,9 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from ..survival.binning import bin_index
 from ..survival.losses import logistic_hazard_nll
+from ..training import fit
 from .mil import GatedAttentionMIL
 
 __all__ = [
@@ -43,15 +45,13 @@ __all__ = [
     "GatedAttentionMIL",
     "aligned_tiles",
     "cross_attention",
-    "bin_index",
     "fit_bag_survival",
     "iter_aligned_tiles",
     "predict_bag_survival",
     "sample_locations",
     "slide_bag",
+    "stain_blob_features",
     "survival_at",
-    "tile_features",
-    "time_bins",
 ]
 
 
@@ -147,16 +147,30 @@ def iter_aligned_tiles(slide, levels: Sequence[int] = (2, 1, 0), tile: int = 32)
 FEATURE_SIGMAS = (1.0, 2.0, 4.0)
 
 
-def tile_features(tiles: np.ndarray) -> np.ndarray:
+def stain_blob_features(tiles: np.ndarray) -> np.ndarray:
     """A frozen, hand-made tile embedding: float32 ``(..., 18)`` for uint8 tiles ``(..., T, T, 3)``.
 
     Colour deconvolution (``skimage.color.rgb2hed``) separates haematoxylin (nuclei) from
     eosin (stroma, cytoplasm). For each stain: mean, standard deviation, and the mean absolute
     value and root mean square of the scale-normalised Laplacian of Gaussian at widths 1, 2
     and 4 pixels (blob detectors: their responses say how large and how contrasted the blobs
-    of the tile are: nuclei and chromatin at high magnification, glands and lumens at low). Plus the fraction
-    of unstained pixels (lumen) and the mean gradient magnitude. The same encoder runs at
-    every magnification, as a pathology foundation model would.
+    of the tile are: nuclei and chromatin at high magnification, glands and lumens at low).
+    Plus the fraction of unstained pixels (lumen) and the mean gradient magnitude. The same
+    encoder runs at every magnification, as a pathology foundation model would. Taught in
+    chapter 14. (Chapter 5's :func:`oncolab.vision.pathology.tile_features` measures other,
+    named measurements of a tile: tissue fraction, nuclear density and size.)
+
+    Parameters
+    ----------
+    tiles : numpy.ndarray of uint8, shape (..., T, T, 3)
+        RGB tiles, any leading dimensions (regions, scales).
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (..., 18)
+        Per stain (H, then E): mean, standard deviation, and for each width (1, 2, 4 pixels)
+        the mean absolute and root-mean-square Laplacian-of-Gaussian response; then the
+        unstained fraction and the mean gradient magnitude.
     """
     from skimage.color import rgb2hed
 
@@ -184,11 +198,31 @@ def tile_features(tiles: np.ndarray) -> np.ndarray:
 
 def slide_bag(slide, n_tiles: int = 16, levels: Sequence[int] = (2, 1, 0), tile: int = 32,
               seed: int = 0) -> np.ndarray:
-    """One slide as a multi-scale bag of tile features, float32 ``(len(levels), n_tiles, F)``."""
+    """One slide as a multi-scale bag of :func:`stain_blob_features`; chapters 14 and 15.
+
+    Parameters
+    ----------
+    slide :
+        An object with OpenSlide's ``read_region``, ``level_count``, ``level_downsamples`` and
+        ``dimensions``.
+    n_tiles : int
+        Regions drawn (without overlap) with ``seed``.
+    levels : sequence of int
+        Pyramid levels, from low to high magnification.
+    tile : int
+        Tile side in pixels at every level.
+    seed : int
+        Seeds the choice of regions.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (len(levels), n_tiles, 18)
+        The bag: one row of features per region at each scale.
+    """
     footprint = int(tile * max(_level_downsample(slide, lv) for lv in levels))
     centers = sample_locations(slide, n_tiles, footprint, seed)
     tiles = aligned_tiles(slide, centers, levels, tile)  # (n, S, T, T, 3)
-    return np.ascontiguousarray(tile_features(tiles).transpose(1, 0, 2))
+    return np.ascontiguousarray(stain_blob_features(tiles).transpose(1, 0, 2))
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,25 +348,6 @@ class CrossFusionSurv(nn.Module):
 # --------------------------------------------------------------------------------------------
 # discrete-time survival: bins, training, prediction
 # --------------------------------------------------------------------------------------------
-def time_bins(time, event, n_bins: int = 8) -> np.ndarray:
-    """Interval edges ``(n_bins + 1,)`` at quantiles of the event times, from 0 to the last time."""
-    time, event = np.asarray(time, float), np.asarray(event, bool)
-    if n_bins < 1:
-        raise ValueError(f"n_bins must be a positive integer, got {n_bins}")
-    if not event.any():
-        raise ValueError("time bins need at least one observed event; got none")
-    inner = np.quantile(time[event], np.linspace(0, 1, n_bins + 1)[1:-1])
-    edges = np.unique(np.r_[0.0, inner, time.max() + 1e-6])
-    if len(edges) < 3:
-        raise ValueError(f"event times too few or tied to make {n_bins} bins")
-    return edges
-
-
-def bin_index(time, edges: np.ndarray) -> np.ndarray:
-    """The interval each time falls in (times past the last edge go to the last interval)."""
-    return np.clip(np.searchsorted(edges, np.asarray(time, float), side="right") - 1, 0, len(edges) - 2)
-
-
 def _logits(out) -> torch.Tensor:
     return out.logits if hasattr(out, "logits") else out
 
@@ -341,12 +356,35 @@ def fit_bag_survival(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, time
                      edges: np.ndarray, epochs: int = 40, lr: float = 2e-3,
                      weight_decay: float = 1e-3, batch_size: int = 32, seed: int = 0,
                      forward: Callable | None = None) -> nn.Module:
-    """Train ``model`` (logits = one per time bin) with the logistic-hazard NLL; AdamW, mini-batches.
+    """Train a discrete-time survival model on bags with the logistic-hazard NLL; chapter 14.
 
-    ``x`` and ``mask`` are indexed by patient in their first dimension; ``forward(model, xb,
-    mb)`` returns logits (default ``model(xb, mb)``, unwrapping ``.logits``). Mini-batch order
-    and dropout come from ``seed``; the global random state is left as it was. The epoch
-    losses are kept in ``model.history_``.
+    AdamW on shuffled mini-batches, by :func:`oncolab.training.fit`; each patient's time goes
+    to its bin by :func:`oncolab.survival.bin_index` (a time on an edge belongs to the bin
+    that ends there).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model whose logits are one per time bin (``len(edges) - 1``).
+    x, mask : torch.Tensor
+        Bags and their masks, indexed by patient in their first dimension.
+    time, event : array-like, shape (n,)
+        Follow-up times and event flags.
+    edges : numpy.ndarray
+        Bin edges from :func:`oncolab.survival.time_bins`.
+    epochs, lr, weight_decay, batch_size : int, float, float, int
+        AdamW's epochs, learning rate and weight decay; patients per mini-batch.
+    seed : int
+        Seeds the mini-batch order and dropout (the global random state is left as it was).
+    forward : callable or None
+        ``forward(model, xb, mb)`` returns the logits; default ``model(xb, mb)``, unwrapping
+        ``.logits``.
+
+    Returns
+    -------
+    torch.nn.Module
+        ``model``, trained, in eval mode; ``model.history_`` holds the mean training loss of
+        each epoch.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
@@ -356,32 +394,42 @@ def fit_bag_survival(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, time
     fwd = forward or (lambda m, xb, mb: _logits(m(xb, mb)))
     b = torch.as_tensor(bin_index(time, edges), dtype=torch.long)
     ev = torch.as_tensor(np.asarray(event, bool))
-    history = []
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-        for _ in range(epochs):
-            model.train()
-            order = torch.randperm(n, generator=gen)
-            total = 0.0
-            for s in range(0, n, batch_size):
-                idx = order[s:s + batch_size]
-                loss = logistic_hazard_nll(fwd(model, x[idx], mask[idx]), b[idx], ev[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * len(idx)
-            history.append(total / n)
-    model.eval()
-    model.history_ = history
+
+    def loss_fn(m, batch):
+        xb, mb, bb, eb = batch
+        return logistic_hazard_nll(fwd(m, xb, mb), bb, eb)
+
+    res = fit(model, loss_fn, (x, mask, b, ev), epochs=epochs, lr=lr, weight_decay=weight_decay,
+              optimizer="adamw", batch_size=batch_size, seed=seed)
+    model.history_ = res.curve("train_loss")
     return model
 
 
 @torch.no_grad()
 def predict_bag_survival(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, edges: np.ndarray,
                          forward: Callable | None = None, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Survival at the bin ends ``(n, K)`` and a risk score (minus the restricted mean survival)."""
+    """Survival at the bin ends and a risk score; chapter 14.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model trained by :func:`fit_bag_survival` (put in eval mode here).
+    x, mask : torch.Tensor
+        Bags and their masks, indexed by patient.
+    edges : numpy.ndarray
+        The bin edges the model was trained with.
+    forward : callable or None
+        As in :func:`fit_bag_survival`.
+    batch_size : int
+        Patients per forward pass.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``"survival"`` ``(n, K)``: ``S(e_{k+1}) = prod_{j <= k} (1 - h_j)``, the probability of
+        surviving past the end of bin ``k``; ``"risk"`` ``(n,)``: minus the restricted mean
+        survival time up to the last edge (trapezoids); ``"times"``: the bin ends.
+    """
     model.eval()
     fwd = forward or (lambda m, xb, mb: _logits(m(xb, mb)))
     logits = torch.cat([fwd(model, x[s:s + batch_size], mask[s:s + batch_size])
@@ -394,7 +442,26 @@ def predict_bag_survival(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, 
 
 
 def survival_at(surv: np.ndarray, edges: np.ndarray, times) -> np.ndarray:
-    """Survival probabilities ``(n, len(times))`` read off the step curve at the bin ends."""
+    """Survival probabilities read off the step curve that drops at the bin ends; chapter 14.
+
+    ``S(t)`` is the survival at the last edge ``<= t`` (1 before the first bin ends): an event
+    at an edge belongs to the bin that ends there (:mod:`oncolab.survival.binning`), so the
+    curve has dropped by that edge.
+
+    Parameters
+    ----------
+    surv : numpy.ndarray, shape (n, K)
+        ``"survival"`` from :func:`predict_bag_survival`.
+    edges : numpy.ndarray, shape (K + 1,)
+        The bin edges.
+    times : array-like of float
+        Times to read.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, len(times))
+        Survival probabilities.
+    """
     times = np.asarray(times, float)
     full = np.hstack([np.ones((len(surv), 1)), surv])
     k = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, full.shape[1] - 1)

@@ -1,4 +1,4 @@
-"""A per-patient report: Markdown with figures, from a fitted :class:`~oncolab.system.OncoLabSystem`.
+"""A per-patient report: Markdown with figures, from a fitted :class:`~oncolab.pipeline.OncoLabSystem`.
 
 Taught in chapter 12 ("The complete system").
 
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import DIAGNOSES, Cohort, flag_value
+from ..data import Cohort, flag_value
+from .stages import PathologyMIL, RadiographCNN
 
 __all__ = ["abnormal_labs", "explain_patient", "patient_report", "tile_attention_map", "top_genes"]
 
@@ -53,31 +54,80 @@ def abnormal_labs(labs: dict, sex: str | None = None, age: float | None = None) 
 
 
 def top_genes(system, genes: pd.Series, k: int = 8) -> pd.DataFrame:
-    """The ``k`` genes whose standardised log-expression is furthest from the training mean."""
+    """The ``k`` genes whose standardised log-expression is furthest from the training mean.
+
+    Parameters
+    ----------
+    system : OncoLabSystem
+        A fitted system with a genes stage.
+    genes : Series
+        One patient's counts, indexed by gene.
+    k : int
+        How many genes.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``gene`` and ``z`` (standard deviations from the training mean).
+    """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    pre = system.encoders["genes"].pre
-    z = pre.transform(pd.DataFrame([genes[pre.genes].to_numpy()], columns=pre.genes))[0]
+    pre = system.stages["genes"].transformer.pre_   # log-CPM, standardised with the training mean and sd
+    names = list(pre.genes)
+    z = pre.transform(pd.DataFrame([genes[names].to_numpy()], columns=names))[0]
     order = np.argsort(-np.abs(z))[:k]
-    return pd.DataFrame({"gene": [pre.genes[i] for i in order], "z": z[order]})
+    return pd.DataFrame({"gene": [names[i] for i in order], "z": z[order]})
 
 
-def explain_patient(system, cohort: Cohort, features: tuple | None = None, steps: int = 32):
-    """The :class:`~oncolab.explain.ExplanationRecord` of each patient of ``cohort`` (a list),
-    or of its only patient; chapter 11's integrated gradients of the predicted class."""
-    from .explain import explanation_records, integrated_gradients
-    from .fusion import predict_model
+def explain_patient(system, cohort: Cohort, inputs=None, steps: int = 32):
+    """Chapter 11's explanation record (integrated gradients of the predicted class) per patient.
 
-    X, mask = system.embed(cohort, features)
+    Parameters
+    ----------
+    system : OncoLabSystem
+        A fitted system.
+    cohort : Cohort
+        The patients.
+    inputs : Inputs, optional
+        ``system.read(cohort)``, when already read.
+    steps : int
+        Integration steps.
+
+    Returns
+    -------
+    ExplanationRecord or list of ExplanationRecord
+        The record of the only patient, or a list (one per patient).
+    """
+    from ..explain import explanation_records, integrated_gradients
+    from ..fusion import predict_model
+
+    X, mask = system.embed(cohort, inputs)
     proba = predict_model(system.model, X, mask)["proba"]
     ig = integrated_gradients(system.model, X, mask, proba.argmax(1), steps=steps)
-    recs = explanation_records(cohort.ids, proba, ig, mask, DIAGNOSES, feature_names=system.feature_names(),
+    recs = explanation_records(cohort.ids, proba, ig, mask, system.classes_, feature_names=system.feature_names(),
                                top_k=5)
     return recs[0] if len(recs) == 1 else recs
 
 
 def tile_attention_map(coords, weights, tile_size: int, shape: tuple[int, int]) -> np.ndarray:
-    """A map of ``shape`` holding each tile's attention weight (scaled to a maximum of 1), 0 elsewhere."""
+    """A map of ``shape`` holding each tile's attention weight (scaled to a maximum of 1), 0 elsewhere.
+
+    Parameters
+    ----------
+    coords : array (N, 2)
+        Tile corners (row, column).
+    weights : array (N,)
+        Attention weights.
+    tile_size : int
+        Tile side in pixels.
+    shape : tuple
+        Shape of the map (the region's first two dimensions).
+
+    Returns
+    -------
+    ndarray
+        The map, in [0, 1].
+    """
     w = np.asarray(weights, float)
     if len(w) != len(coords):
         raise ValueError(f"{len(coords)} tiles but {len(w)} attention weights")
@@ -87,29 +137,26 @@ def tile_attention_map(coords, weights, tile_size: int, shape: tuple[int, int]) 
     return heat
 
 
-def _image_panels(system, p, feats: dict, target: int, lesion_mask=None) -> tuple[list, bool | None]:
+def _image_panels(system, p, raw: dict, target: int, lesion_mask=None) -> tuple[list, bool | None]:
     """Functions that each draw one image panel on an axes: radiograph with boxes, CNN window
     with Grad-CAM, slide with tile attention (those the system's stages provide); and whether
     the Grad-CAM map peaks on the lesion (chapter 2's pointing game; None without a mask)."""
     import matplotlib.pyplot as plt
 
-    from .detection.crops import centred_window, roi_crop
-    from .learned_stages import PathologyStage, RadiographStage
-    from .vision.gradcam import overlay, pointing_game
+    from ..detection.crops import centred_window, roi_crop
+    from ..vision.gradcam import overlay, pointing_game
 
     panels, hit = [], None
-    rad = system.encoders.get("radiograph")
-    if p.radiograph is not None and "radiograph" in feats:
-        box, window, label = p.box, None, "annotated lesion box"
-        if isinstance(rad, RadiographStage):
-            boxes, notes = rad.boxes(feats["radiograph"])
-            box = boxes[0]
-            label = "detected box (red),\nannotated (green dashed)" if rad.detector == "yolo" else label
-            window = centred_window(box, p.radiograph.shape, rad.window) if rad.encoder == "cnn" else None
+    rad = system.stages.get("radiograph")
+    if p.radiograph is not None and "radiograph" in raw:
+        box = rad.boxes(raw["radiograph"])[0]
+        label = ("annotated lesion box (read at prediction)" if rad.detector.name == "annotated"
+                 else f"{rad.detector.name} box (red),\nannotated (green dashed)")
+        window = centred_window(box, p.radiograph.shape, rad.window) if isinstance(rad, RadiographCNN) else None
 
         def draw_radiograph(ax, box=box, window=window, label=label):
             ax.imshow(p.radiograph, cmap="gray")
-            if p.box is not None and label.startswith("detected"):
+            if p.box is not None and rad.detector.name != "annotated":
                 x0, y0, x1, y1 = p.box
                 ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec="lime", lw=1.2, ls="--"))
             if box is not None:
@@ -129,10 +176,10 @@ def _image_panels(system, p, feats: dict, target: int, lesion_mask=None) -> tupl
                 cut = roi_crop(np.asarray(lesion_mask, np.uint8) * 255, window, rad.crop_size, margin=0.0) > 127
                 hit = bool(pointing_game(cam[None], cut[None])["hits"][0])
             panels.append(lambda ax: overlay(crop, cam, ax=ax, title="Grad-CAM of the CNN on its window"))
-    path = system.encoders.get("pathology")
-    if p.slide is not None and "pathology" in feats:
-        if isinstance(path, PathologyStage):
-            att, coords, t = path.attention(feats["pathology"], 0)
+    path = system.stages.get("pathology")
+    if p.slide is not None and "pathology" in raw:
+        if isinstance(path, PathologyMIL):
+            att, coords, t = path.attention(raw["pathology"], 0)
             heat = tile_attention_map(coords, att, t, p.slide.shape)
             panels.append(lambda ax: overlay(p.slide, heat, ax=ax, alpha=0.35,
                                              title="attention-MIL weight of each tile"))
@@ -149,18 +196,34 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
                    reference: Cohort | None = None, reference_predictions: pd.DataFrame | None = None) -> Path:
     """Write ``out_dir/<patient_id>.md`` and its figures; return the Markdown file's path.
 
-    ``reference`` (default ``cohort``) gives the Kaplan-Meier curves of the three risk groups;
-    ``reference_predictions`` (``system.predict(reference)``, when already computed) saves
-    computing them again.
+    Parameters
+    ----------
+    system : OncoLabSystem
+        A fitted system.
+    cohort : Cohort
+        The patient's cohort.
+    patient : int or str
+        Position or id of the patient.
+    out_dir : str or PathLike
+        Output folder.
+    reference : Cohort, optional
+        Gives the Kaplan-Meier curves of the three risk groups (default ``cohort``).
+    reference_predictions : DataFrame, optional
+        ``system.predict(reference)``, when already computed.
+
+    Returns
+    -------
+    Path
+        The Markdown file.
     """
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from .survival import kaplan_meier
+    from ..survival import kaplan_meier
 
-    system._check_fitted()
+    system.check_fitted()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     p = cohort.patient(patient)
@@ -172,29 +235,31 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
         lines += [f"{clin.get('age', '?'):.0f}-year-old, sex {clin.get('sex', '?')}, lesion site "
                   f"{clin.get('site', '?')}, center {clin.get('center', '?')}.", ""]
     # prediction
-    probs = ", ".join(f"{d} {pred[f'p_{d}']:.2f}" for d in DIAGNOSES)
+    probs = ", ".join(f"{d} {pred[f'p_{d}']:.2f}" for d in system.classes_)
     lines += ["## Prediction", "",
               f"**Predicted diagnosis: {pred['predicted']}** (probabilities: {probs}).", "",
               f"Risk score {pred['risk']:.2f}: **{pred['risk_group']} risk group** (tertiles of the training "
               "patients' risk).", "", f"Modalities used: {pred['modalities_used'].replace(',', ', ')}.", ""]
     if pred.get("warnings"):
         lines += [f"Warnings: {pred['warnings']}", ""]
+    if system.label_note:
+        lines += [f"Note: {system.label_note}.", ""]
     # what the stages saw: the detector's box, the CNN window and its Grad-CAM, the MIL attention
     sub = cohort.subset([pid])
-    feats = system._features(sub, "raise", system.modalities_)
+    inputs = system.read(sub)
     figs = []
     try:
         mask = cohort.lesion_mask(pid)
     except (ValueError, OSError, KeyError, AttributeError):  # no lesion masks for this cohort
         mask = None
-    panels, lesion_hit = _image_panels(system, p, feats[0], DIAGNOSES.index(pred["predicted"]), mask)
+    panels, lesion_hit = _image_panels(system, p, inputs.raw, system.classes_.index(pred["predicted"]), mask)
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.5), squeeze=False)
         for ax, draw in zip(axes[0], panels):
             draw(ax)
         figs.append(("images", fig))
     # the explanation record (integrated gradients of the fused model)
-    record = explain_patient(system, sub, feats)
+    record = explain_patient(system, sub, inputs)
     record.lesion_hit = lesion_hit
     tmp = out / f"{pid}_explanation.json.partial"
     tmp.write_text(record.to_json())
@@ -254,7 +319,7 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
     if p.labs:
         lines += ["## Lab panel", ""]
         try:
-            from .text import narrate
+            from ..text import narrate
 
             lines += [narrate(p.labs, sex=clin.get("sex"), age=clin.get("age"), seed=0), ""]
         except (ImportError, ValueError) as e:  # the narrator rejects implausible panels
@@ -262,11 +327,11 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
         ab = abnormal_labs(p.labs, clin.get("sex"), clin.get("age"))
         lines += (["Abnormal values:", "", ab.to_markdown(index=False), ""]
                   if len(ab) else ["All measured values are within their reference ranges.", ""])
-    if p.genes is not None and "genes" in system.encoders:
+    if p.genes is not None and "genes" in system.stages:
         tg = top_genes(system, p.genes)
         lines += ["## Genes furthest from the training average", "",
                   ", ".join(f"{g} ({z:+.1f} SD)" for g, z in zip(tg.gene, tg.z)), ""]
-    lines += ["## Truth (synthetic cohort only)", "",
+    lines += ["## Outcome recorded in the cohort (not read by the system)", "",
               f"Diagnosis {p.diagnosis}; {'event' if p.event else 'censored'} at {p.time:.1f} months.", ""]
     path = out / f"{pid}.md"
     _atomic_write_text(path, "\n".join(lines))

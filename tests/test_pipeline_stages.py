@@ -1,4 +1,4 @@
-"""The learned stages of the complete system (oncolab.learned_stages) and the pieces they use.
+"""The stages of the complete system (oncolab.pipeline.stages), learned ones first, and the pieces they use.
 
 One small learned system (YOLO detector, cross-fitted CNN and attention-MIL, lab narratives
 through TF-IDF) is fitted once per module and shared; the settings are tiny, so the numbers
@@ -15,24 +15,21 @@ import pandas as pd
 import pytest
 
 from oncolab.data import Cohort, synthetic_cohort, train_val_test_split
-from oncolab.learned_stages import (
-    LabTextStage,
-    PathologyStage,
-    RadiographStage,
+from oncolab.pipeline import OncoLabSystem, SystemConfig, ablation, preset, read_inputs
+from oncolab.pipeline.stages import (
+    LabsText,
+    LabsTinyBert,
+    PathologyMIL,
+    RadiographCNN,
+    RadiographMeasurements,
+    Targets,
     crossfit_folds,
-    lab_text_raw,
 )
-from oncolab.system import (
-    LEARNED_CONFIG,
-    STAGE_KEYS,
-    OncoLabSystem,
-    ablation,
-    modality_features,
-    subset_features,
-)
+from oncolab.pipeline.stages.radiograph import AnnotatedBoxes, YoloBoxes
 
-CFG = {**LEARNED_CONFIG, "cnn_epochs": 2, "detector_epochs": 2, "detector_imgsz": 64, "mil_epochs": 3,
-       "epochs": 20, "patience": 20, "hidden": 16, "folds": 3, "seed": 0, "progress": False}
+CFG = preset("learned", cnn_epochs=2, detector_epochs=2, detector_imgsz=64, mil_epochs=3, epochs=20, patience=20,
+             hidden=16, folds=3, seed=0, progress=False)
+CLASSES = ["benign", "intermediate", "malignant"]
 PROBS = ["p_benign", "p_intermediate", "p_malignant"]
 
 
@@ -42,9 +39,9 @@ def learned():
     cohort = synthetic_cohort(120, seed=3, image_size=96, slide_size=128)
     split = train_val_test_split(cohort, seed=0)
     train, test = split["train"], split["test"]
-    feats = modality_features(cohort, config=CFG)
-    ftr = subset_features(feats, train)
-    system = OncoLabSystem(CFG).fit(cohort.subset(train), features=ftr)
+    feats = read_inputs(cohort, CFG)
+    ftr = feats.subset(train)
+    system = OncoLabSystem(CFG).fit(cohort.subset(train), inputs=ftr)
     return SimpleNamespace(cohort=cohort, train=train, test=test, feats=feats, ftr=ftr, system=system,
                            ctr=cohort.subset(train), cte=cohort.subset(test))
 
@@ -59,11 +56,13 @@ def _log(p):
 @pytest.mark.slow
 def test_fitted_system_uses_every_learned_stage(learned):
     s = learned.system
-    assert isinstance(s.encoders["radiograph"], RadiographStage)
-    assert isinstance(s.encoders["pathology"], PathologyStage)
-    assert isinstance(s.encoders["labs"], LabTextStage)
+    assert isinstance(s.stages["radiograph"], RadiographCNN)
+    assert isinstance(s.stages["radiograph"].detector, YoloBoxes)
+    assert isinstance(s.stages["pathology"], PathologyMIL)
+    assert isinstance(s.stages["labs"], LabsText)
     assert s.dims_["radiograph"] == 3 and s.dims_["pathology"] == 3
-    assert len(s.encoders["radiograph"].models) == CFG["folds"] == len(s.encoders["pathology"].models)
+    assert len(s.stages["radiograph"].models) == CFG.folds == len(s.stages["pathology"].models)
+    assert s.label_note is None
     pred = s.predict(learned.cte)
     assert list(pred.index) == list(learned.cte.ids)
     np.testing.assert_allclose(pred[PROBS].sum(1), 1, atol=1e-6)
@@ -79,20 +78,20 @@ def test_save_load_round_trip_keeps_every_learned_weight(learned, tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     arrays = load_file(str(tmp_path / "m" / "model.safetensors"))
     keys = list(arrays)
-    for prefix in ("stage.radiograph.yolo.", "stage.pathology.mil0.", "stage.labs.enc.idf", "stage.labs.pca.",
-                   "model.", "risk_cuts"):
+    for prefix in ("stage.radiograph.detector.", "stage.pathology.fold0.", "stage.labs.enc.idf", "stage.labs.pca.",
+                   "fusion.", "risk_cuts"):
         assert any(k.startswith(prefix) for k in keys), prefix
-    for k in range(CFG["folds"]):
-        assert any(key.startswith(f"stage.radiograph.cnn{k}.") for key in keys)
-        assert any(key.startswith(f"stage.pathology.mil{k}.") for key in keys)
-    assert not any(key.startswith(f"stage.radiograph.cnn{CFG['folds']}.") for key in keys)
+    for k in range(CFG.folds):
+        assert any(key.startswith(f"stage.radiograph.fold{k}.") for key in keys)
+        assert any(key.startswith(f"stage.pathology.fold{k}.") for key in keys)
+    assert not any(key.startswith(f"stage.radiograph.fold{CFG.folds}.") for key in keys)
     # the stored CNN weights are the fitted ones
-    cnn0 = s.encoders["radiograph"].models[0].state_dict()
+    cnn0 = s.stages["radiograph"].models[0].state_dict()
     for name, v in cnn0.items():
-        np.testing.assert_array_equal(arrays[f"stage.radiograph.cnn0.{name}"], v.detach().cpu().numpy())
+        np.testing.assert_array_equal(arrays[f"stage.radiograph.fold0.{name}"], v.detach().cpu().numpy())
     meta = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert meta["stages"]["radiograph"]["detector"] == "yolo"
-    assert meta["stages"]["radiograph"]["yolo"]["imgsz"] == CFG["detector_imgsz"]
+    assert meta["stages"]["radiograph"]["detector"]["name"] == "yolo"
+    assert meta["stages"]["radiograph"]["detector"]["yolo"]["imgsz"] == CFG.detector_imgsz
 
     loaded = OncoLabSystem.load(tmp_path / "m")
     before, after = s.predict(learned.cte), loaded.predict(learned.cte)
@@ -127,24 +126,42 @@ def test_one_patient_without_a_slide_is_masked_not_refused(learned):
 
 @pytest.mark.slow
 def test_annotated_cnn_stage_state_round_trip(learned):
-    raw = learned.ftr[0]["radiograph"]
+    cfg = CFG.replace(detector="annotated")
+    raw, usable, _ = RadiographCNN.read(learned.ctr, cfg)
+    assert usable.all() and "annotated_boxes" in raw
     y = learned.ctr.y
     rows = np.arange(len(y))
-    kw = {"detector": "annotated", "encoder": "cnn", "window": 0.5, "crop_size": 32, "epochs": 1, "folds": 2}
-    stage = RadiographStage(**kw)
-    Z = stage.fit_transform(raw, rows, y)
-    assert Z.shape == (len(y), 3) and stage.yolo is None and len(stage.models) == 2
+    stage = RadiographCNN(AnnotatedBoxes(), window=0.5, crop_size=32, epochs=1, folds=2)
+    assert stage.reads_labels_at_prediction
+    Z = stage.fit_transform(raw, rows, Targets(y, CLASSES))
+    assert Z.shape == (len(y), 3) and len(stage.models) == 2
     np.testing.assert_allclose(np.exp(Z).sum(1), 1, atol=1e-4)   # log-probabilities
-    cfg, arrays = stage.state()
-    assert "yolo" not in cfg and not any(k.startswith("yolo.") for k in arrays)
-    back = RadiographStage(**kw).load(json.loads(json.dumps(cfg)), arrays)
+    cfg_s, arrays = stage.state()
+    assert cfg_s["detector"] == {"name": "annotated"} and not any(k.startswith("detector.") for k in arrays)
+    back = RadiographCNN.from_state(json.loads(json.dumps(cfg_s)), arrays)
     np.testing.assert_allclose(back.transform(raw), stage.transform(raw), atol=1e-6)
     # the annotated boxes are used as they are
-    np.testing.assert_array_equal(stage.boxes(raw)[0], raw["boxes"])
-    lacking = {"images": raw["images"], "boxes": raw["boxes"].copy()}
-    lacking["boxes"][5] = np.nan
+    np.testing.assert_array_equal(stage.boxes(raw), raw["annotated_boxes"])
+    lacking = {"images": raw["images"], "annotated_boxes": raw["annotated_boxes"].copy()}
+    lacking["annotated_boxes"][5] = np.nan
     with pytest.raises(ValueError, match="position 5 has a radiograph but no annotated box"):
         stage.boxes(lacking)
+
+
+def test_only_the_annotated_detector_reads_the_boxes_table(learned):
+    """No label at prediction: without detector='annotated' the radiograph input holds no box."""
+    c = learned.cte
+    for det in ("finder", "yolo"):
+        raw, _, _ = RadiographMeasurements.read(c, CFG.replace(detector=det))
+        assert set(raw) == {"images"}
+    no_boxes = Cohort({k: v for k, v in c.tables.items() if k != "boxes"}, images=c.images, meta=c.meta)
+    raw, usable, _ = RadiographMeasurements.read(no_boxes, CFG.replace(detector="finder"))
+    assert usable.all()
+    with pytest.raises(ValueError, match="detector='annotated' reads the cohort's 'boxes' table"):
+        RadiographMeasurements.read(no_boxes, CFG.replace(detector="annotated"))
+    assert SystemConfig(detector="annotated").reads_labels_at_prediction
+    assert not SystemConfig(detector="annotated", modalities=("labs",)).reads_labels_at_prediction
+    assert not SystemConfig().reads_labels_at_prediction
 
 
 @pytest.mark.slow
@@ -154,28 +171,28 @@ def test_stages_are_cross_fitted(learned):
     s, ftr = learned.system, learned.ftr
     n = len(learned.train)
     y = learned.ctr.y
-    folds = crossfit_folds(np.arange(n), y, CFG["folds"], CFG["seed"])
+    folds = crossfit_folds(np.arange(n), y, CFG.folds, CFG.seed)
 
-    rad = s.encoders["radiograph"]
-    raw = ftr[0]["radiograph"]
-    oof, ens = s.fit_embeddings_["radiograph"], rad.transform(raw)
+    rad = s.stages["radiograph"]
+    raw = ftr.raw["radiograph"]
+    oof, ens = s.fit_outputs_["radiograph"], rad.transform(raw)
     assert oof.shape == ens.shape == (n, 3)
     # every training patient got an out-of-fold output, not the ensemble's
     assert (np.abs(oof - ens).max(1) > 1e-6).all()
-    crops = rad.crops(raw, rad.boxes(raw)[0])
+    crops = rad.crops(raw, rad.boxes(raw))
     probs = [predict_proba(m, crops) for m in rad.models]
     for k, (fit_rows, held) in enumerate(folds):
         assert not set(fit_rows) & set(held)
         np.testing.assert_allclose(oof[held], _log(probs[k][held]), atol=1e-5)
     np.testing.assert_allclose(ens, _log(np.mean(probs, axis=0)), atol=1e-5)
 
-    path = s.encoders["pathology"]
-    oof_p, ens_p = s.fit_embeddings_["pathology"], path.transform(ftr[0]["pathology"])
+    path = s.stages["pathology"]
+    oof_p, ens_p = s.fit_outputs_["pathology"], path.transform(ftr.raw["pathology"])
     assert oof_p.shape == ens_p.shape == (n, 3)
     assert (np.abs(oof_p - ens_p).max(1) > 1e-6).all()
 
     # the lab text stage is not supervised: no cross-fitting, fit output == transform
-    np.testing.assert_allclose(s.fit_embeddings_["labs"], s.encoders["labs"].transform(ftr[0]["labs"]), atol=1e-10)
+    np.testing.assert_allclose(s.fit_outputs_["labs"], s.stages["labs"].transform(ftr.raw["labs"]), atol=1e-10)
 
 
 def test_crossfit_folds_are_a_stratified_partition():
@@ -205,7 +222,7 @@ def test_crossfit_folds_rejects_bad_fold_counts(k):
 
 def test_crossfit_folds_needs_k_patients_of_every_class():
     y = np.array([0] * 6 + [1] * 6 + [2] * 2)
-    with pytest.raises(ValueError, match=r"needs at least 3 patients of every diagnosis.*counts \[6, 6, 2\]"):
+    with pytest.raises(ValueError, match=r"needs at least 3 patients of every class.*counts \[6, 6, 2\]"):
         crossfit_folds(np.arange(14), y, 3, seed=0)
 
 
@@ -216,15 +233,15 @@ def test_crossfit_folds_needs_k_patients_of_every_class():
 def test_yolo_state_round_trip(learned):
     from oncolab.detection import YoloDetector
 
-    rad = learned.system.encoders["radiograph"]
+    rad = learned.system.stages["radiograph"]
     cfg, arrays = rad.state()
-    ycfg = cfg["yolo"]
-    ya = {k[len("yolo."):]: v for k, v in arrays.items() if k.startswith("yolo.")}
-    assert ycfg["names"] == ["lesion"] and ycfg["imgsz"] == CFG["detector_imgsz"]
+    ycfg = cfg["detector"]["yolo"]
+    ya = {k[len("detector."):]: v for k, v in arrays.items() if k.startswith("detector.")}
+    assert ycfg["names"] == ["lesion"] and ycfg["imgsz"] == CFG.detector_imgsz
     images = [learned.cohort.radiograph(int(i)) for i in learned.test[:4]]
 
     det = YoloDetector.from_state(ycfg, ya, device="cpu")
-    for a, b in zip(rad.yolo.predict(images, conf=0.001, max_det=5), det.predict(images, conf=0.001, max_det=5)):
+    for a, b in zip(rad.detector.yolo.predict(images, conf=0.001, max_det=5), det.predict(images, conf=0.001, max_det=5)):
         np.testing.assert_allclose(a.boxes, b.boxes, atol=1e-3)
         np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
 
@@ -254,7 +271,7 @@ def test_yolo_state_round_trip(learned):
 def test_tfidf_state_round_trip(learned):
     from oncolab.text import TfidfEncoder
 
-    texts = list(lab_text_raw(learned.cohort.subset(np.arange(40))))
+    texts = list(LabsText.read(learned.cohort.subset(np.arange(40)), CFG)[0])
     enc = TfidfEncoder().fit(texts[:30])
     cfg, arrays = enc.state()
     assert len(cfg["vocabulary"]) == len(arrays["idf"]) > 10
@@ -269,40 +286,39 @@ def test_tfidf_state_round_trip(learned):
 
 def test_tiny_bert_lab_text_stage_round_trip(learned):
     """labs_encoder="bert": WordPiece + MLM pretraining in fit; saved as JSON + arrays, encodes the same."""
-    from oncolab.learned_stages import LabTextStage
     from oncolab.text import TinyBertEncoder
 
-    texts = lab_text_raw(learned.cohort.subset(np.arange(40)))
+    texts = LabsText.read(learned.cohort.subset(np.arange(40)), CFG)[0]
     texts[3] = None                                    # a patient without labs gets a zero row
-    stage = LabTextStage(components=4, model="bert", bert_epochs=1, seed=0)
+    stage = LabsTinyBert(components=4, bert_epochs=1, seed=0)
     Z = stage.fit_transform(texts, np.array([i for i in range(30) if i != 3]), None)
     assert Z.shape == (40, 4) and np.all(Z[3] == 0) and np.abs(Z[30:]).sum() > 0
     assert isinstance(stage.encoder, TinyBertEncoder) and stage.feature_names()[0] == "bert PC1"
     cfg, arrays = stage.state()
     assert any(k.startswith("enc.bert.") for k in arrays)
-    back = LabTextStage(components=4, model="bert").load(json.loads(json.dumps(cfg)), arrays)
+    back = LabsTinyBert.from_state(json.loads(json.dumps(cfg)), arrays)
     np.testing.assert_allclose(back.transform(texts), stage.transform(texts), atol=1e-5)
     np.testing.assert_allclose(stage.transform(texts)[30:], Z[30:], atol=1e-6)  # unsupervised: no cross-fitting
     bad = {k: v for k, v in arrays.items() if not k.endswith("query.weight")}
     with pytest.raises(ValueError, match="BERT weights do not fit"):
-        LabTextStage(components=4, model="bert").load(cfg, bad)
-    with pytest.raises(ValueError, match="lab text model must be one of"):
-        LabTextStage(model="gpt")
+        LabsTinyBert.from_state(cfg, bad)
+    with pytest.raises(ValueError, match="is not 'labs'/'bert'"):
+        LabsTinyBert.from_state({**cfg, "name": "tfidf"}, arrays)
 
 
 def test_biobert_lab_text_stage_fails_fast_offline(monkeypatch):
     import time
 
     from oncolab.env import HubUnavailableError
-    from oncolab.learned_stages import LabTextStage
+    from oncolab.pipeline.stages import LabsBioBert
 
     monkeypatch.setenv("ONCOLAB_OFFLINE", "1")
-    stage = LabTextStage(model="biobert")
+    stage = LabsBioBert()
     texts = np.array(["ALP 120 U/L, normal."] * 4, dtype=object)
     t0 = time.perf_counter()
     with pytest.raises(HubUnavailableError):
         stage.fit_transform(texts, np.arange(4), None)
-    assert time.perf_counter() - t0 < 5
+    assert time.perf_counter() - t0 < 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -384,7 +400,7 @@ def test_narrate_cohort_by_id_does_not_depend_on_the_cohort(learned):
         pid = c.ids[i]
         assert narrate_cohort(c.subset([pid]), seed=0, by="id") == [by_id[i]]
         assert narrate_cohort(c.subset([c.ids[11 - i], pid]), seed=0, by="id")[1] == by_id[i]
-    np.testing.assert_array_equal(lab_text_raw(c), np.array(by_id, dtype=object))
+    np.testing.assert_array_equal(LabsText.read(c, CFG)[0], np.array(by_id, dtype=object))
     # by position (the default): patient i is narrated with patient_seed(seed, i)
     by_pos = narrate_cohort(c, seed=0)
     assert by_pos == narrate_cohort(c, seed=0, by="position")
@@ -402,52 +418,54 @@ def test_narrate_cohort_by_id_does_not_depend_on_the_cohort(learned):
 # configuration errors
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("key, value, allowed", [
-    ("detector", "rcnn", "'annotated', 'yolo'"),
-    ("radiograph_encoder", "vit", "'handcrafted', 'cnn'"),
-    ("pathology_encoder", "clam", "'handcrafted', 'mil'"),
+    ("detector", "rcnn", "'finder', 'yolo', 'annotated'"),
+    ("radiograph_encoder", "vit", "'measurements', 'cnn'"),
+    ("pathology_encoder", "clam", "'measurements', 'mil'"),
     ("labs_encoder", "gpt", "'numeric', 'tfidf', 'bert', 'biobert'"),
 ])
 def test_unknown_stage_choice_lists_the_choices(key, value, allowed):
     with pytest.raises(ValueError, match=f"{key}='{value}' is not available; expected one of \\[{allowed}\\]"):
-        OncoLabSystem({**LEARNED_CONFIG, key: value})
+        OncoLabSystem({**CFG.to_dict(), key: value})
 
 
 @pytest.mark.parametrize("setting, match", [
-    ({"folds": 1}, "folds must be at least 2"),
-    ({"folds": True}, "folds must be a positive integer"),
+    ({"folds": 1}, "folds must be >= 2"),
+    ({"folds": True}, "folds must be an integer"),
     ({"detector_imgsz": 100}, "detector_imgsz must be a multiple of 32"),
-    ({"crop_window": 0.0}, "crop_window must lie in"),
-    ({"crop_window": 1.5}, "crop_window must lie in"),
-    ({"mil_epochs": 0}, "mil_epochs must be a positive integer"),
+    ({"crop_window": 0.0}, "crop_window must be > 0.0"),
+    ({"crop_window": 1.5}, "crop_window must be <= 1.0"),
+    ({"mil_epochs": 0}, "mil_epochs must be >= 1"),
 ])
 def test_bad_learned_settings_raise(setting, match):
     with pytest.raises(ValueError, match=match):
-        OncoLabSystem({**LEARNED_CONFIG, **setting})
+        OncoLabSystem({**CFG.to_dict(), **setting})
 
 
-def test_stage_constructors_check_their_choices():
-    with pytest.raises(ValueError, match="detector must be 'annotated' or 'yolo'"):
-        RadiographStage(detector="rcnn")
-    with pytest.raises(ValueError, match="radiograph encoder must be 'cnn' or 'handcrafted'"):
-        RadiographStage(encoder="vit")
+def test_stage_constructors_check_their_settings():
     with pytest.raises(ValueError, match="window must lie in"):
-        RadiographStage(window=0)
+        RadiographCNN(window=0)
+    from oncolab.pipeline import stage_class
+
+    with pytest.raises(ValueError, match="unknown radiograph stage 'vit'; expected one of"):
+        stage_class("radiograph", "vit")
+    with pytest.raises(ValueError, match="unknown modality 'mri'"):
+        stage_class("mri", "cnn")
 
 
 @pytest.mark.slow
 def test_stages_from_another_fit_must_match(learned):
     s, ctr, ftr = learned.system, learned.ctr, learned.ftr
-    assert "cnn_epochs" in STAGE_KEYS
+    assert "cnn_epochs" in CFG.stage_settings()
     with pytest.raises(ValueError, match="same stage settings.*cnn_epochs"):
-        OncoLabSystem({**CFG, "cnn_epochs": 3}).fit(ctr, features=ftr, stages=s)
+        OncoLabSystem(CFG.replace(cnn_epochs=3)).fit(ctr, inputs=ftr, stages=s)
     with pytest.raises(ValueError, match="same patients"):
-        OncoLabSystem(CFG).fit(learned.cte, features=subset_features(learned.feats, learned.test), stages=s)
+        OncoLabSystem(CFG).fit(learned.cte, inputs=learned.feats.subset(learned.test), stages=s)
     # a different fusion on the same stages: the fitted stages are shared, not refitted
-    other = OncoLabSystem({**CFG, "fusion": "early", "modalities": ["radiograph", "labs"]}).fit(
-        ctr, features=ftr, stages=s)
-    assert other.encoders["radiograph"] is s.encoders["radiograph"]
-    assert other.encoders["labs"] is s.encoders["labs"]
-    assert set(other.encoders) == {"radiograph", "labs"}
+    other = OncoLabSystem(CFG.replace(fusion="early", modalities=("radiograph", "labs"))).fit(
+        ctr, inputs=ftr, stages=s)
+    assert other.stages["radiograph"] is s.stages["radiograph"]
+    assert other.stages["labs"] is s.stages["labs"]
+    assert set(other.stages) == {"radiograph", "labs"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -493,13 +511,14 @@ def test_ablation_reuses_the_fitted_stages(learned, monkeypatch):
     def refit(*args, **kwargs):
         raise AssertionError("a stage was refitted")
 
-    for cls in (RadiographStage, PathologyStage, LabTextStage):
+    for cls in (RadiographCNN, PathologyMIL, LabsText):
         monkeypatch.setattr(cls, "fit_transform", refit)
-    tab = ablation(learned.cohort, learned.train, learned.test, features=learned.feats, config=CFG,
+    tab = ablation(learned.cohort, learned.train, learned.test, inputs=learned.feats, config=CFG,
                    modality_sets=[["radiograph"], ["pathology", "labs"]], fusions=["early"], n_boot=20,
                    stages=learned.system)
     assert list(tab["modalities"]) == ["radiograph", "pathology+labs", "all"]
-    assert list(tab["fusion"]) == [learned.system.config["fusion"]] * 2 + ["early"]
+    assert list(tab["fusion"]) == [learned.system.config.fusion] * 2 + ["early"]
+    assert (tab["note"] == "").all()
     nums = tab[["macro_precision", "macro_f1", "macro_auc", "accuracy", "c_index"]].to_numpy(float)
     assert np.isfinite(nums).all() and ((nums >= 0) & (nums <= 1)).all()
     for col in ("macro_auc_ci", "c_index_ci"):
@@ -511,7 +530,7 @@ def test_ablation_reuses_the_fitted_stages(learned, monkeypatch):
 def test_patient_report_of_the_learned_system(learned, tmp_path):
     from PIL import Image
 
-    from oncolab.report import patient_report
+    from oncolab.pipeline import patient_report
 
     s, cte = learned.system, learned.cte
     pid = cte.ids[0]
@@ -538,10 +557,10 @@ def test_patient_report_of_the_learned_system(learned, tmp_path):
     # the pointing game of the CNN's Grad-CAM against the true lesion, recomputed here
     from oncolab.detection import centred_window, roi_crop
 
-    rad = s.encoders["radiograph"]
-    raw = s._features(cte.subset([pid]), "raise", s.modalities_)[0]["radiograph"]
+    rad = s.stages["radiograph"]
+    raw = s.read(cte.subset([pid])).raw["radiograph"]
     img = cte.radiograph(pid)
-    window = centred_window(rad.boxes(raw)[0][0], img.shape, rad.window)
+    window = centred_window(rad.boxes(raw)[0], img.shape, rad.window)
     cam = rad.grad_cam(roi_crop(img, window, rad.crop_size, margin=0.0),
                        ["benign", "intermediate", "malignant"].index(rec["predicted"]))
     cut = roi_crop(cte.lesion_mask(pid).astype(np.uint8) * 255, window, rad.crop_size, margin=0.0) > 127
@@ -551,7 +570,7 @@ def test_patient_report_of_the_learned_system(learned, tmp_path):
 
 
 def test_tile_attention_map():
-    from oncolab.report import tile_attention_map
+    from oncolab.pipeline import tile_attention_map
 
     heat = tile_attention_map([(0, 0), (0, 4), (4, 4)], [0.5, 2.0, 1.0], 4, (8, 10, 3))
     assert heat.shape == (8, 10)

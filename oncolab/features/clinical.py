@@ -1,0 +1,156 @@
+"""Clinical variables as features: standardised numbers and one-hot categories.
+
+Taught in chapter 7 (the clinical encoder beside the genes, where
+:class:`oncolab.omics.ClinicalPreprocessor` is built); chapter 8 feeds the result to the Cox
+model and chapter 12 to the complete system. This module puts that preprocessor behind the
+scikit-learn transformer interface, with columns matched by name.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from oncolab.omics import ClinicalPreprocessor
+
+from .tables import align_columns, numeric_table
+
+__all__ = ["ClinicalFeatures"]
+
+
+def _with_numbers(table: pd.DataFrame, numeric: list) -> pd.DataFrame:
+    """``table`` with its ``numeric`` columns as floats; a value that is not a number raises."""
+    if not numeric:
+        return table
+    out = table.copy()
+    out[numeric] = numeric_table(table[numeric], "clinical variable")
+    return out
+
+
+class ClinicalFeatures(TransformerMixin, BaseEstimator):
+    """Clinical table -> standardised numbers, then one 0/1 column per (variable, category).
+
+    Taught in chapter 7.
+
+    ``fit`` learns on the training patients only: the mean and standard deviation (``ddof=1``)
+    of each numeric variable and the categories of each categorical one
+    (:class:`oncolab.omics.ClinicalPreprocessor`). ``transform`` gives the standardised
+    numbers (a missing number becomes 0, the training mean), then for each categorical
+    variable one column for ``<unknown>`` (a category never seen in training, or missing) and
+    one per training category. No reference category is dropped, so the dummies of a variable
+    sum to 1, which is collinear with an intercept (and, for a Cox model, with the baseline
+    hazard): fit a penalised model (a ridge logistic regression, a Cox model with ``alpha > 0``).
+
+    Parameters
+    ----------
+    categorical, numeric : list of str, optional
+        The columns of each kind; by default the training table's non-numeric and numeric
+        columns.
+
+    Attributes
+    ----------
+    pre_ : oncolab.omics.ClinicalPreprocessor
+        Vocabularies and scalings.
+    """
+
+    def __init__(self, categorical=None, numeric=None):
+        self.categorical = categorical
+        self.numeric = numeric
+
+    def _table(self, X) -> pd.DataFrame:
+        """``X`` with the fitted columns, matched by name; numeric columns checked."""
+        table = align_columns(X, [*self.pre_.categorical, *self.pre_.numeric], "clinical variable")
+        return _with_numbers(table, self.pre_.numeric)
+
+    def fit(self, X, y=None):
+        """Learn vocabularies and scalings on the training patients.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            The training patients' clinical table (at least 2 rows).
+        y : ignored
+
+        Returns
+        -------
+        ClinicalFeatures
+            ``self``.
+        """
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(f"expected the clinical table (a DataFrame), got {type(X).__name__}")
+        pre = ClinicalPreprocessor(None if self.categorical is None else list(self.categorical),
+                                   None if self.numeric is None else list(self.numeric))
+        if pre.numeric is not None:  # a declared number written as text is an error, not a category
+            X = _with_numbers(X, [c for c in pre.numeric if c in X.columns])
+        self.pre_ = pre.fit(X)
+        self._table(X)  # a column that is neither categorical nor numeric is refused by name
+        self.n_features_in_ = len(pre.categorical) + len(pre.numeric)
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        """Standardised numbers then one-hot categories.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            A clinical table with the fitted columns, in any order.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 array (n, len(get_feature_names_out())).
+        """
+        if not hasattr(self, "pre_") or self.pre_.vocab is None:
+            raise RuntimeError("ClinicalFeatures is not fitted: call fit(training_clinical_table) first")
+        return self.pre_.one_hot(self._table(X)).astype(np.float64)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        """The numeric variables, then ``<variable>=<category>`` (``<unknown>`` first).
+
+        Parameters
+        ----------
+        input_features : ignored
+
+        Returns
+        -------
+        numpy.ndarray
+            Object array of names.
+        """
+        if not hasattr(self, "pre_") or self.pre_.vocab is None:
+            raise RuntimeError("ClinicalFeatures is not fitted: call fit(training_clinical_table) first")
+        return np.asarray(self.pre_.feature_names(), dtype=object)
+
+    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """Settings (JSON-ready) and fitted arrays, for saving without pickle.
+
+        Returns
+        -------
+        tuple of (dict, dict)
+            ``{"pre": ...}`` (columns and vocabularies) and the arrays ``mean``, ``std``.
+        """
+        if not hasattr(self, "pre_") or self.pre_.vocab is None:
+            raise RuntimeError("ClinicalFeatures is not fitted: call fit(training_clinical_table) first")
+        config, arrays = self.pre_.state()
+        return {"pre": config}, arrays
+
+    @classmethod
+    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> ClinicalFeatures:
+        """Rebuild a fitted transformer from :meth:`state`.
+
+        Parameters
+        ----------
+        config : dict
+            The settings of :meth:`state`.
+        arrays : dict of str to numpy.ndarray
+            The arrays of :meth:`state`.
+
+        Returns
+        -------
+        ClinicalFeatures
+        """
+        pre = ClinicalPreprocessor.from_state(config["pre"], arrays)
+        t = cls(categorical=list(pre.categorical), numeric=list(pre.numeric))
+        t.pre_ = pre
+        t.n_features_in_ = len(pre.categorical) + len(pre.numeric)
+        return t
