@@ -58,16 +58,32 @@ def _check_npz(npz, path: Path, n_classes: int) -> None:
 
 def convert_medmnist(npz_path: str | Path, out_dir: str | Path, dataset: str,
                      max_per_split: int | None = None, overwrite: bool = False) -> Path:
-    """Write a MedMNIST ``.npz`` as PNG files and ``labels.csv``; return ``out_dir``.
+    """Write a MedMNIST ``.npz`` as PNG files and ``labels.csv``.
 
-    ``dataset`` is ``"pathmnist"`` or ``"breastmnist"`` (it names the classes).
-    ``max_per_split`` keeps the first N images of each split (a small subset for a quick run).
-    The folder appears complete or not at all.
+    Used by chapters 2 and 5 (online).
+
+    Parameters
+    ----------
+    npz_path : str or Path
+        The published ``.npz``.
+    out_dir : str or Path
+        The folder to create; it appears complete or not at all.
+    dataset : {"pathmnist", "breastmnist"}
+        Which dataset (it names the classes).
+    max_per_split : int, optional
+        Keep the first N images of each split (a small subset for a quick run).
+    overwrite : bool
+        Replace an existing folder.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
     """
     import numpy as np
     import pandas as pd
 
-    from oncolab.data.io import _atomic_folder, _publish, _write_png
+    from oncolab.data.io import atomic_folder, publish_folder, write_png
 
     if dataset not in CLASSES:
         raise ValueError(f"dataset must be one of {sorted(CLASSES)}, got {dataset!r}")
@@ -77,7 +93,7 @@ def convert_medmnist(npz_path: str | Path, out_dir: str | Path, dataset: str,
     classes = CLASSES[dataset]
     with np.load(npz_path) as npz:
         _check_npz(npz, npz_path, len(classes))
-        tmp = _atomic_folder(out_dir, overwrite)
+        tmp = atomic_folder(out_dir, overwrite)
         try:
             rows = []
             for split in SPLITS:
@@ -87,7 +103,7 @@ def convert_medmnist(npz_path: str | Path, out_dir: str | Path, dataset: str,
                 (tmp / "images" / split).mkdir(parents=True)
                 for i in range(n):
                     rel = f"images/{split}/{split}_{i:05d}.png"
-                    _write_png(x[i], tmp / rel)
+                    write_png(x[i], tmp / rel)
                     rows.append((rel, split, int(y[i]), classes[int(y[i])]))
             table = pd.DataFrame(rows, columns=["image", "split", "label", "label_name"])
             table.to_csv(tmp / "labels.csv", index=False)
@@ -96,7 +112,7 @@ def convert_medmnist(npz_path: str | Path, out_dir: str | Path, dataset: str,
                     "channels": 3 if npz["train_images"].ndim == 4 else 1,
                     "source": npz_path.name}
             (tmp / "info.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-            _publish(tmp, out_dir)
+            publish_folder(tmp, out_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -104,7 +120,22 @@ def convert_medmnist(npz_path: str | Path, out_dir: str | Path, dataset: str,
 
 
 def load_medmnist_folder(folder: str | Path, split: str | None = None) -> tuple[np.ndarray, pd.DataFrame]:
-    """Read a converted folder back: ``(images, labels)`` with images stacked as uint8."""
+    """Read a folder written by :func:`convert_medmnist` back.
+
+    Used by chapters 2 and 5 (online).
+
+    Parameters
+    ----------
+    folder : str or Path
+        The converted folder.
+    split : {"train", "val", "test"}, optional
+        One split; all of them when None.
+
+    Returns
+    -------
+    tuple
+        ``(images, labels)``: the images stacked as uint8 and the rows of ``labels.csv``.
+    """
     import numpy as np
     import pandas as pd
 

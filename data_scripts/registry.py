@@ -1,6 +1,7 @@
 """The one registry of real datasets, and the one way to download them (``pooch``).
 
-Taught in chapter 1 ("Multimodal oncology data"); the converters are used in chapters 2-8.
+Taught in chapter 1 ("Multimodal oncology data"); the converters are used in chapters 2-8 and
+on the book's page "Your own cohort".
 
 Each :class:`DatasetEntry` records where a file lives, its checksum, its approximate size,
 its licence and how to cite it. :func:`fetch` downloads it with ``pooch`` and verifies the
@@ -110,8 +111,8 @@ REGISTRY: dict[str, DatasetEntry] = {e.name: e for e in [
         citation="The Cancer Genome Atlas Research Network, Nature Genetics 45:1113-1120 (2013), "
                  "doi:10.1038/ng.2764; Grossman et al., NEJM 375:1109-1112 (2016)",
         filename="gdc_files.json",
-        description="One TCGA project (default TCGA-SARC): clinical table + gene expression "
-                    "(STAR - Counts, TPM) through the GDC API.",
+        description="One TCGA project (default TCGA-SARC): clinical table, overall survival and "
+                    "gene expression (STAR - Counts, read counts) through the GDC API.",
         checksum_note="The file listing is a live query; every data file is then downloaded "
                       "with the MD5 that the GDC index gives for it (data_scripts.tcga).",
     ),
@@ -121,8 +122,8 @@ REGISTRY: dict[str, DatasetEntry] = {e.name: e for e in [
         known_hash=None,
         size="about 200 MB",
         licence="cBioPortal DataHub: ODbL 1.0 for the curated study files",
-        citation="Curtis et al., Nature 486:346-352 (2012), doi:10.1038/nature10983; "
-                 "Cerami et al., Cancer Discovery 2:401-404 (2012)",
+        citation="Curtis et al., Nature 486:346-352 (2012), doi:10.1038/nature10983; Pereira et al., "
+                 "Nature Communications 7:11479 (2016); Cerami et al., Cancer Discovery 2:401-404 (2012)",
         filename="brca_metabric.tar.gz",
         description="1,980 breast cancers: clinical table with overall and relapse-free survival, "
                     "Illumina mRNA expression.",
@@ -132,7 +133,21 @@ REGISTRY: dict[str, DatasetEntry] = {e.name: e for e in [
 
 
 def entry(name: str) -> DatasetEntry:
-    """The registry entry called ``name``; an unknown name raises, listing the known ones."""
+    """The registry entry of one dataset.
+
+    Taught in chapter 1.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REGISTRY`.
+
+    Returns
+    -------
+    DatasetEntry
+        Its address, checksum, size, licence and citation; an unknown name raises, listing
+        the known ones.
+    """
     try:
         return REGISTRY[name]
     except KeyError:
@@ -171,12 +186,33 @@ def fetch_url(url: str, known_hash: str | None, fname: str, dest: str | Path, *,
               trust_on_first_use: bool = False, live_query: bool = False) -> Path:
     """Download ``url`` to ``dest/fname`` with ``pooch``, verifying ``known_hash``.
 
-    Returns the path of the verified file. A file already there with the right checksum is
-    reused. Offline, a failed connection, or a checksum mismatch raise :class:`DataFetchError`
-    naming the URL; no partial file is left in ``dest``.
+    Taught in chapter 1; every converter's download goes through it.
 
-    ``live_query=True`` is for API answers (a GDC query), which have no fixed checksum: the
-    answer is downloaded afresh each time and not verified; the data files it lists are.
+    Parameters
+    ----------
+    url : str
+        The address.
+    known_hash : str or None
+        ``"sha256:<hex>"`` or ``"md5:<hex>"``; None only with ``trust_on_first_use`` or
+        ``live_query``.
+    fname : str
+        The file name in ``dest``.
+    dest : str or Path
+        The folder (created if needed).
+    name : str
+        The dataset's name, for messages.
+    trust_on_first_use : bool
+        Download a file that has no registered checksum and print its SHA-256 to pin.
+    live_query : bool
+        For API answers (a GDC query), which have no fixed checksum: downloaded afresh each
+        time and not verified; the data files they list are.
+
+    Returns
+    -------
+    Path
+        The verified file. A file already there with the right checksum is reused, offline
+        too. Offline, a failed connection or a checksum mismatch raise
+        :class:`DataFetchError` naming the URL; no partial file is left in ``dest``.
     """
     label = name or fname
     if known_hash is None and not (trust_on_first_use or live_query):
@@ -218,9 +254,25 @@ def fetch_url(url: str, known_hash: str | None, fname: str, dest: str | Path, *,
 
 def fetch(name: str, dest: str | Path | None = None, *, trust_on_first_use: bool = False,
           url: str | None = None) -> Path:
-    """Download the registry entry ``name`` into ``dest`` (default ``$ONCOLAB_DATA/raw/NAME``).
+    """Download one registry entry and verify its checksum.
 
-    ``url`` overrides the registry URL (a mirror); the checksum stays the registry's.
+    Taught in chapter 1.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`REGISTRY`.
+    dest : str or Path, optional
+        The folder; default ``$ONCOLAB_DATA/raw/NAME``.
+    trust_on_first_use : bool
+        Allow the download of an entry without a checksum (it prints the SHA-256 to pin).
+    url : str, optional
+        A mirror's address; the checksum stays the registry's.
+
+    Returns
+    -------
+    Path
+        The verified file (see :func:`fetch_url`).
     """
     e = entry(name)
     if dest is None:

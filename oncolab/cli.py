@@ -5,6 +5,7 @@ Taught in chapter 12 ("The complete system")::
     oncolab cohort --n-patients 200 --seed 0 --out data/cohort
     oncolab run --n-patients 600 --seed 0 --out runs/demo            # preset "learned"
     oncolab run --preset handcrafted --fusion late --out runs/hand
+    oncolab validate my_cohort/                                      # every problem, file:line: message
     oncolab run --data my_cohort/ --out runs/mine
     oncolab predict --model runs/demo/model --data new_patients/ --out predictions.csv
     oncolab report --model runs/demo --patient 17
@@ -89,6 +90,7 @@ def cmd_run(args) -> int:
     from .data import train_val_test_split
     from .pipeline import OncoLabSystem, ablation, patient_report, preset, read_inputs
     from .pipeline.config import config_from_args
+    from .pipeline.system import outcome_strata
 
     t0 = time.perf_counter()
     out = Path(args.out)
@@ -96,7 +98,7 @@ def cmd_run(args) -> int:
     config = config_from_args(args, preset(args.preset), progress=not args.quiet)
     cohort = _load_data(args.data) if args.data else _cohort(args)
     print(f"cohort: {cohort!r}")
-    parts = train_val_test_split(cohort, seed=config.seed)
+    parts = train_val_test_split(outcome_strata(cohort), seed=config.seed)  # patient-level, stratified
     train = np.sort(np.concatenate([parts["train"], parts["val"]]))
     test = parts["test"]
     timings = {}
@@ -124,7 +126,7 @@ def cmd_run(args) -> int:
     _write_csv(p1, out / "predictions_test.csv")
     vals = metrics.set_index("metric")["value"]
     gaps = {}
-    if oracle is not None:
+    if oracle is not None and {"macro_auc", "c_index"} <= set(vals.index):
         gaps = {"auc_over_bayes": vals["macro_auc"] / oracle["bayes_auc"],
                 "c_index_over_oracle": vals["c_index"] / oracle["c_index"]}
     if not args.no_ablation:
@@ -140,7 +142,7 @@ def cmd_run(args) -> int:
         print("\nablation (held-out test patients):\n"
               + abl.drop(columns=["note"]).to_string(index=False, float_format="%.3f"))
         singles = abl[~abl["modalities"].isin(["all"]) & ~abl["modalities"].str.contains("\\+")]
-        if len(singles):
+        if len(singles) and "macro_auc" in abl.columns:
             best = singles.loc[singles["macro_auc"].idxmax()]
             gaps.update(best_single=str(best["modalities"]), auc_over_best_single=vals["macro_auc"] - best["macro_auc"])
     if gaps:
@@ -164,6 +166,17 @@ def cmd_run(args) -> int:
                *(["reports/"] if reports else []), "run.json"]
     print(f"wrote {', '.join(written)} to {out} in {timings['total_s']:.0f} s")
     return 0 if same else 1
+
+
+def cmd_validate(args) -> int:
+    from .data import validate_cohort
+
+    problems = validate_cohort(args.folder)
+    for p in problems:
+        print(f"{p.level}: {p}")
+    errors = sum(p.level == "error" for p in problems)
+    print(f"{args.folder}: {errors} error(s), {len(problems) - errors} warning(s)")
+    return 1 if errors else 0
 
 
 def cmd_predict(args) -> int:
@@ -241,6 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--quiet", action="store_true", help="no progress bars")
     add_arguments(sp, skip=("progress", "seed"))  # --seed (above) seeds both the cohort and the system
     sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("validate", help="check a cohort folder and report every problem as file:line: message")
+    sp.add_argument("folder", help="a cohort folder (see the book page 'Your own cohort')")
+    sp.set_defaults(func=cmd_validate)
 
     sp = sub.add_parser("predict", help="predict new patients of a cohort folder with a saved model")
     sp.add_argument("--model", required=True, help="a model folder (model/ of `oncolab run`)")

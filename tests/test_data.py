@@ -219,6 +219,25 @@ def test_cohort_survival_array_matches_sksurv(small_cohort):
         survival_array([True, False], [1.0])
 
 
+def test_classes_and_y_follow_the_diagnosis():
+    """y is each diagnosis's position in the classes, given or sorted; a subset keeps the coding."""
+    ids = pd.Index(["a", "b", "c", "d"], name="patient_id")
+    labels = pd.DataFrame({"diagnosis": ["low", "high", "low", "mid"]}, index=ids)
+    ordered = Cohort({"labels": labels}, meta={"classes": ["low", "mid", "high"], "ordered": True})
+    assert ordered.classes == ["low", "mid", "high"] and ordered.y.tolist() == [0, 2, 0, 1]
+    found = Cohort({"labels": labels})
+    assert found.classes == ["high", "low", "mid"] and found.y.tolist() == [1, 0, 1, 2]
+    sub = found.subset([0, 2])  # only "low" left: still coded 1
+    assert sub.classes == ["high", "low", "mid"] and sub.y.tolist() == [1, 1]
+    assert not found.has_survival and found.patient("b").time is None
+    with pytest.raises(ValueError, match=r"\['mid'\] are not among the classes \['low', 'high'\]"):
+        Cohort({"labels": labels}, meta={"classes": ["low", "high"]})
+    with pytest.raises(ValueError, match="distinct"):
+        Cohort({"labels": labels}, meta={"classes": ["low", "low", "mid", "high"]})
+    with pytest.raises(ValueError, match="cannot stratify by the diagnosis"):
+        train_val_test_split(Cohort({"labels": labels[[]]}))
+
+
 def test_subset_presence_and_image_errors():
     c = synthetic_cohort(30, seed=5, image_size=64, slide_size=64, modality_missing={"pathology": 0.4})
     ids = c.ids[[4, 1]]
@@ -242,8 +261,10 @@ def test_subset_presence_and_image_errors():
         c.radiograph(1.0)
     assert f"absent={{'pathology': {int((~c.presence['pathology']).sum())}}}" in repr(c)
     labels_only = Cohort({"labels": c.labels[["time", "event"]]})
-    with pytest.raises(AttributeError, match="no diagnosis"):
+    with pytest.raises(ValueError, match="no diagnosis"):
         _ = labels_only.y
+    assert labels_only.classes == [] and labels_only.has_survival
+    assert labels_only.patient(0).diagnosis is None and labels_only.patient(0).y is None
     with pytest.raises(ValueError, match="a 'labels' table"):
         Cohort({"clinical": c.clinical})
 
@@ -256,6 +277,8 @@ def test_export_and_load_round_trip(tmp_path, small_cohort):
     assert back.equals(sub)
     assert back.meta["seed"] == 3 and oracle(back, n_sim=1000)["n"] == 12
     assert (folder / "images" / "radiograph" / "P00000.png").exists()
+    assert not (folder / ".export-incomplete").exists()
+    assert back.classes == ["benign", "intermediate", "malignant"] and np.array_equal(back.y, sub.y)
 
 
 def test_export_refuses_missing_parent_and_existing_folder(tmp_path, small_cohort):
@@ -270,7 +293,7 @@ def test_interrupted_export_leaves_nothing_that_loads(tmp_path, small_cohort, mo
     import oncolab.data.io as io
 
     calls = {"n": 0}
-    real = io._write_png
+    real = io.write_png
 
     def flaky(array, path):
         calls["n"] += 1
@@ -278,7 +301,7 @@ def test_interrupted_export_leaves_nothing_that_loads(tmp_path, small_cohort, mo
             raise KeyboardInterrupt("simulated interruption")
         real(array, path)
 
-    monkeypatch.setattr(io, "_write_png", flaky)
+    monkeypatch.setattr(io, "write_png", flaky)
     with pytest.raises(KeyboardInterrupt):
         export_cohort(small_cohort.subset(np.arange(6)), tmp_path / "cohort")
     assert not (tmp_path / "cohort").exists()
@@ -289,11 +312,35 @@ def test_interrupted_export_leaves_nothing_that_loads(tmp_path, small_cohort, mo
 
 def test_load_rejects_incomplete_folder(tmp_path):
     (tmp_path / "c").mkdir()
-    with pytest.raises(ValueError, match="cohort.json is missing"):
+    with pytest.raises(ValueError, match="labels.csv:0: is missing"):
         load_cohort(tmp_path / "c")
     (tmp_path / "c" / "cohort.json").write_text("{not json")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(ValueError, match="cohort.json:1: is not valid JSON") as e:
         load_cohort(tmp_path / "c")
+    assert "labels.csv:0: is missing" in str(e.value), "every error is listed, not only the first"
+
+
+def test_a_folder_left_by_an_interrupted_export_is_refused(tmp_path, small_cohort, monkeypatch):
+    """Killed while writing images (nothing cleans up): the temporary folder keeps its marker and is refused."""
+    import oncolab.data.io as io
+
+    calls = {"n": 0}
+    real = io.write_png
+
+    def killed(array, path):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise SystemExit("killed")
+        real(array, path)
+
+    monkeypatch.setattr(io, "write_png", killed)
+    monkeypatch.setattr(io.shutil, "rmtree", lambda *a, **k: None)
+    with pytest.raises(SystemExit):
+        export_cohort(small_cohort.subset(np.arange(4)), tmp_path / "cohort")
+    (left,) = list(tmp_path.iterdir())
+    assert left.name.startswith(".cohort.partial-") and (left / "labels.csv").is_file()
+    with pytest.raises(ValueError, match=r"\.export-incomplete:0: the folder was left by an interrupted export"):
+        load_cohort(left)
 
 
 def test_yolo_export_is_valid(tmp_path, small_cohort):

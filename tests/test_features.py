@@ -44,6 +44,11 @@ def images(small_cohort):
             [small_cohort.slide(i) for i in range(n)])
 
 
+def split(table, n: int = 60):
+    """The first ``n`` patients (to fit on) and the others (to transform)."""
+    return table.iloc[:n], table.iloc[n:]
+
+
 def roundtrip(transformer):
     """state() -> JSON text and plain arrays -> from_state(), as a saved model would do."""
     config, arrays = transformer.state()
@@ -196,7 +201,7 @@ def test_lab_transform_refuses_negative_and_text_by_name():
 
 def test_lab_features_against_pandas(small_cohort):
     labs = small_cohort.labs
-    tr, te = labs.iloc[:60], labs.iloc[60:]
+    tr, te = split(labs)
     f = LabFeatures().fit(tr)
     Z = f.transform(te)
     k = len(PANEL)
@@ -260,22 +265,64 @@ def test_lab_features_in_a_pipeline_clone_and_state(small_cohort):
 # --------------------------------------------------------------------------------------------
 # genes
 # --------------------------------------------------------------------------------------------
-def test_gene_features_equal_the_omics_steps_and_sklearn(small_cohort):
+@pytest.mark.parametrize(("table", "features", "preprocessor"), [
+    ("genes", GeneFeatures, lambda tr: GenePreprocessor().fit(tr).transform),
+    ("clinical", ClinicalFeatures, lambda tr: ClinicalPreprocessor().fit(tr).one_hot),
+])
+def test_table_features_equal_the_omics_preprocessors(small_cohort, table, features, preprocessor):
+    """GeneFeatures and ClinicalFeatures are the oncolab.omics steps behind the scikit-learn interface."""
+    tr, te = split(getattr(small_cohort, table))
+    np.testing.assert_array_equal(features().fit(tr).transform(te), preprocessor(tr)(te))
+
+
+def test_gene_features_against_log_cpm_and_sklearn(small_cohort):
     genes = small_cohort.genes
-    tr, te = genes.iloc[:60], genes.iloc[60:]
+    tr, te = split(genes)
     f = GeneFeatures().fit(tr)
-    pre = GenePreprocessor().fit(tr)
-    np.testing.assert_array_equal(f.transform(te), pre.transform(te))
-    # the same by hand: log2(CPM + 1), training mean and sd (ddof=1)
+    assert f.values == "counts" and f.state()[0]["values"] == "counts"  # the default reads counts
+    # by hand: log2(CPM + 1), training mean and sd (ddof=1)
     lt, le = log_cpm(tr), log_cpm(te)
     np.testing.assert_allclose(f.transform(te), (le - lt.mean(0)) / lt.std(0, ddof=1), rtol=1e-10)
     assert list(f.get_feature_names_out()) == list(genes.columns)
     # PCA, whitened, against scikit-learn (up to the sign of each component)
     p = GeneFeatures(n_components=5, whiten=True).fit(tr)
-    sk = SkPCA(5, whiten=True).fit(pre.transform(tr))
-    ours, theirs = p.transform(te), sk.transform(pre.transform(te))
+    sk = SkPCA(5, whiten=True).fit(f.transform(tr))
+    ours, theirs = p.transform(te), sk.transform(f.transform(te))
     np.testing.assert_allclose(np.abs(ours), np.abs(theirs), rtol=1e-6, atol=1e-8)
     assert list(p.get_feature_names_out()) == [f"PC{k}" for k in range(1, 6)]
+
+
+def test_gene_features_of_log_expression_are_per_gene_z_scores():
+    """A microarray's log2 intensities (scikit-survival's breast_cancer): standardised as they are, no log-CPM."""
+    from oncolab.data import load_breast_cancer_genes
+
+    X = load_breast_cancer_genes().X
+    tr, te = split(X[[c for c in X.columns if c.startswith("X")]], 120)
+    assert tr.shape[1] == 76
+    f = GeneFeatures(values="log_expression").fit(tr)
+    expected = (te - tr.mean()) / tr.std(ddof=1)
+    np.testing.assert_allclose(f.transform(te), expected.to_numpy(), rtol=1e-12)
+    assert list(f.get_feature_names_out()) == list(tr.columns)
+    counts = GeneFeatures(values="counts").fit(tr).transform(te)  # log-CPM of the same numbers: another thing
+    assert not np.allclose(counts, f.transform(te), atol=1e-3)
+    # then PCA as with counts, against scikit-learn; the kind of table is saved and restored
+    p = GeneFeatures(n_components=4, values="log_expression").fit(tr)
+    np.testing.assert_allclose(np.abs(p.transform(te)), np.abs(SkPCA(4).fit(f.transform(tr)).transform(f.transform(te))),
+                               rtol=1e-6, atol=1e-8)
+    g = roundtrip(p)
+    assert g.values == "log_expression" and g.state()[0]["values"] == "log_expression"
+    np.testing.assert_array_equal(g.transform(te), p.transform(te))
+    # bad input, named
+    with pytest.raises(ValueError, match=r"values must be one of \['counts', 'log_expression'\], got 'log2'"):
+        GeneFeatures(values="log2").fit(tr)
+    bad = te.copy()
+    bad.iloc[1, 2] = np.nan
+    with pytest.raises(ValueError, match=rf"gene '{te.columns[2]}' of patient '{te.index[1]}' has no value \(NaN\); "
+                                         r"expected a log-scale expression value"):
+        f.transform(bad)
+    bad.iloc[1, 2] = -0.5
+    with pytest.raises(ValueError, match=rf"gene '{te.columns[2]}' of patient '{te.index[1]}' is -0.5; expected"):
+        f.transform(bad)
 
 
 def test_gene_features_align_by_name_and_name_bad_genes(small_cohort):
@@ -311,13 +358,11 @@ def test_gene_features_state_and_clone(small_cohort):
 # --------------------------------------------------------------------------------------------
 # clinical
 # --------------------------------------------------------------------------------------------
-def test_clinical_features_equal_the_preprocessor(small_cohort):
+def test_clinical_features_names_scaling_and_unknown_categories(small_cohort):
     clin = small_cohort.clinical
-    tr, te = clin.iloc[:60], clin.iloc[60:]
+    tr, te = split(clin)
     f = ClinicalFeatures().fit(tr)
-    pre = ClinicalPreprocessor().fit(tr)
-    np.testing.assert_array_equal(f.transform(te), pre.one_hot(te))
-    assert list(f.get_feature_names_out()) == pre.feature_names()
+    assert list(f.get_feature_names_out()) == ClinicalPreprocessor().fit(tr).feature_names()
     # age standardised with the training mean and sd (ddof=1); one 1 per categorical variable
     np.testing.assert_allclose(f.transform(te)[:, 0], (te["age"] - tr["age"].mean()) / tr["age"].std(ddof=1))
     assert (f.transform(te)[:, 1:].sum(1) == 3).all()

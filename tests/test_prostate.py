@@ -75,7 +75,7 @@ def test_the_prostate_cohort_is_a_cohort(cohort):
     arrays = cohort.image_arrays(0)
     assert [k for k in arrays if k.startswith("slide")] == ["slide level 0", "slide level 1", "slide level 2"]
     assert ("mri" in arrays) == cohort.has("mri", 0) == bool(cohort.presence["mri"].iloc[0])
-    with pytest.raises(AttributeError, match="no diagnosis"):
+    with pytest.raises(ValueError, match="no diagnosis"):
         _ = cohort.y
     with pytest.raises(ValueError, match="no radiograph images"):
         cohort.radiograph(0)

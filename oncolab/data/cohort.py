@@ -12,14 +12,21 @@ table          columns
 clinical       age (years), sex (F/M), site, center (other cohorts: their own variables)
 labs           one column per biomarker of :data:`oncolab.data.labs.BIOMARKERS` (NaN = not measured)
 genes          one column per gene of :data:`oncolab.data.synthetic.GENES` (raw read counts)
-labels         time (months), event (bool); where there is a diagnosis, also diagnosis
-               (benign / intermediate / malignant) and y (0/1/2)
+labels         diagnosis (a class name; the synthetic cohort's are benign / intermediate /
+               malignant) and/or time (> 0) and event (bool): each optional
 boxes          x0, y0, x1, y1: the lesion's box on the radiograph, in pixels
 presence       one bool column per modality: was it acquired for this patient?
 truth          the generator's latents (synthetic cohorts only): never a model input
 ============  =====================================================================
 
-Models read the first six; ``truth`` exists so that results can be set beside the oracle,
+The diagnosis classes are :attr:`Cohort.classes` (``meta["classes"]``, which also fixes their
+order; otherwise the sorted distinct diagnoses, frozen into ``meta`` when the cohort is made so
+that every subset codes them alike) and :attr:`Cohort.y` codes each patient's diagnosis by its
+position there. A ``y`` column in ``labels`` is not needed (the synthetic cohort keeps one, equal
+to :attr:`Cohort.y`).
+
+Models read the modality tables and images; ``labels`` are what they learn from, never an
+input for a patient they predict; ``truth`` exists so that results can be set beside the oracle,
 which is a function of the generator that made the cohort (:func:`oncolab.data.oracle`),
 not of the container. The container knows nothing of any generator: the bone-tumour cohort
 of :mod:`oncolab.data.synthetic`, the prostate cohort of :mod:`oncolab.data.prostate`, a
@@ -38,6 +45,7 @@ import pandas as pd
 
 __all__ = ["DIAGNOSES", "MODALITIES", "TABLES", "Cohort", "Patient", "check_modalities", "survival_array"]
 
+#: the diagnosis classes of the synthetic bone-tumour cohort, in order (its ``meta["classes"]``)
 DIAGNOSES: tuple[str, ...] = ("benign", "intermediate", "malignant")
 MODALITIES: tuple[str, ...] = ("radiograph", "pathology", "labs", "genes", "clinical")
 TABLES: tuple[str, ...] = ("clinical", "labs", "genes", "labels", "boxes", "presence", "truth")
@@ -100,7 +108,8 @@ def survival_array(event: Any, time: Any) -> np.ndarray:
 class Patient:
     """One patient: every modality that was acquired, the labels, and (synthetic) the truth.
 
-    ``diagnosis`` and ``y`` are None in a cohort without a diagnosis (the prostate cohort).
+    ``diagnosis`` and ``y`` are None in a cohort without a diagnosis (the prostate cohort);
+    ``time`` and ``event`` are None in a cohort without survival.
     """
 
     patient_id: str
@@ -109,8 +118,8 @@ class Patient:
     genes: pd.Series | None
     diagnosis: str | None
     y: int | None
-    time: float
-    event: bool
+    time: float | None
+    event: bool | None
     box: tuple[float, float, float, float] | None
     radiograph: np.ndarray | None = field(repr=False, default=None)
     slide: Any = field(repr=False, default=None)
@@ -135,7 +144,9 @@ class Cohort:
         ``None`` for a cohort of tables only.
     meta : dict, optional
         What made the cohort: ``source``, ``seed``, ``config``, ``modalities`` (the
-        modalities it has, :data:`MODALITIES` when not given).
+        modalities it has, :data:`MODALITIES` when not given), ``classes`` (the diagnosis
+        classes in their order; by default the sorted distinct diagnoses, stored here when the
+        cohort is made), ``ordered`` (whether those classes are ordered).
     """
 
     #: image kind (an accessor and a method of the image source) -> the modality it belongs to
@@ -159,6 +170,19 @@ class Cohort:
         self.tables = dict(tables)
         self.images = images
         self.meta = dict(meta or {})
+        diagnoses = self._diagnoses()
+        if diagnoses is not None:
+            found = sorted(set(diagnoses.dropna().astype(str)))
+            if "classes" not in self.meta:
+                self.meta["classes"] = found
+            classes = self.meta["classes"]
+            if (not isinstance(classes, list | tuple) or not all(isinstance(c, str) and c for c in classes)
+                    or len(set(classes)) != len(classes)):
+                raise ValueError(f"meta['classes'] must be a list of distinct non-empty class names, got {classes!r}")
+            unknown = [d for d in found if d not in classes]
+            if unknown:
+                raise ValueError(f"diagnosis value(s) {unknown} are not among the classes {list(classes)}; "
+                                 "expected every diagnosis to be one of meta['classes']")
 
     # --- tables ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -167,10 +191,10 @@ class Cohort:
     def __repr__(self) -> str:
         parts = [f"n={len(self)}", f"modalities={list(self.modalities)}"]
         labels = self.labels
-        if "diagnosis" in labels.columns:
-            counts = labels["diagnosis"].value_counts().reindex(DIAGNOSES, fill_value=0)
+        if self.classes:
+            counts = labels["diagnosis"].astype(str).value_counts().reindex(self.classes, fill_value=0)
             parts.append(f"diagnoses={ {k: int(v) for k, v in counts.items()} }")
-        if "event" in labels.columns:
+        if self.has_survival:
             parts.append(f"events={int(labels['event'].sum())}")
         absent = {m: int((~self.presence[m].astype(bool)).sum()) for m in self.presence.columns}
         absent = {m: k for m, k in absent.items() if k}
@@ -202,13 +226,47 @@ class Cohort:
         """The patient ids, in the cohort's order."""
         return self.labels.index
 
+    def _diagnoses(self) -> pd.Series | None:
+        """The diagnosis column, or None when there is none (no column, or not one value in it)."""
+        labels = self.labels
+        if "diagnosis" not in labels.columns or labels["diagnosis"].isna().all():
+            return None
+        return labels["diagnosis"]
+
+    @property
+    def classes(self) -> list[str]:
+        """The diagnosis classes, in their order: ``meta['classes']`` (empty without a diagnosis).
+
+        For the synthetic cohort: benign, intermediate, malignant. For a cohort made without
+        ``meta['classes']``, the sorted distinct diagnoses found when it was made.
+        """
+        if self._diagnoses() is None:
+            return []
+        return list(self.meta["classes"])
+
     @property
     def y(self) -> np.ndarray:
-        """Diagnosis as integers 0 (benign), 1 (intermediate), 2 (malignant)."""
-        if "y" not in self.labels.columns:
-            raise AttributeError(f"this cohort has no diagnosis (no 'y' label); its labels are "
-                                 f"{list(self.labels.columns)}")
-        return self.labels["y"].to_numpy()
+        """Each patient's diagnosis as an integer: its position in :attr:`classes`.
+
+        For the synthetic cohort 0 (benign), 1 (intermediate), 2 (malignant). A cohort
+        without a diagnosis, or a patient without one, raises a ValueError.
+        """
+        diagnoses = self._diagnoses()
+        if diagnoses is None:
+            raise ValueError(f"this cohort has no diagnosis (no 'diagnosis' label); its labels are "
+                             f"{list(self.labels.columns)}")
+        missing = diagnoses.isna()
+        if missing.any():
+            raise ValueError(f"patient {diagnoses.index[missing][0]!r} has no diagnosis; "
+                             f"expected one of {self.classes} for every patient")
+        code = {c: k for k, c in enumerate(self.classes)}
+        return np.fromiter((code[str(d)] for d in diagnoses), dtype=np.int64, count=len(diagnoses))
+
+    @property
+    def has_survival(self) -> bool:
+        """Whether the cohort has a survival outcome: ``time`` and ``event`` labels, with a value."""
+        labels = self.labels
+        return {"time", "event"} <= set(labels.columns) and bool(labels["time"].notna().any())
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -293,8 +351,13 @@ class Cohort:
         """The patient's radiograph, uint8 (H, W)."""
         return self.image("radiograph", key)
 
-    def slide(self, key: int | str) -> np.ndarray:
-        """The patient's H&E slide region, uint8 (H, W, 3)."""
+    def slide(self, key: int | str) -> Any:
+        """The patient's H&E slide, as the image source gives it.
+
+        A region, uint8 (H, W, 3), in the bone-tumour cohort and a cohort folder; a lazy
+        whole-slide pyramid (:class:`oncolab.data.prostate.ProstateSlide`, read with
+        ``read_region``) in the prostate cohort.
+        """
         return self.image("slide", key)
 
     def lesion_mask(self, key: int | str) -> np.ndarray:
@@ -336,6 +399,9 @@ class Cohort:
         """
         pid = self._pid(key)
         lab = self.labels.loc[pid]
+        classes = self.classes
+        diagnosis = str(lab["diagnosis"]) if classes and not pd.isna(lab["diagnosis"]) else None
+        survival = self.has_survival and not pd.isna(lab["time"])
         pres = self.presence.loc[pid].to_dict()
         box = None
         if "boxes" in self.tables and pres.get("radiograph", True):
@@ -346,12 +412,14 @@ class Cohort:
             clinical=self.clinical.loc[pid].to_dict() if "clinical" in self.tables else {},
             labs=self.labs.loc[pid].to_dict() if "labs" in self.tables else {},
             genes=self.genes.loc[pid] if "genes" in self.tables else None,
-            diagnosis=str(lab["diagnosis"]) if "diagnosis" in lab.index else None,
-            y=int(lab["y"]) if "y" in lab.index else None,
-            time=float(lab["time"]), event=bool(lab["event"]),
+            diagnosis=diagnosis,
+            y=classes.index(diagnosis) if diagnosis is not None else None,
+            time=float(lab["time"]) if survival else None,
+            event=bool(lab["event"]) if survival else None,
             box=box,
-            radiograph=self.radiograph(pid) if images and self.has("radiograph", pid) else None,
-            slide=self.slide(pid) if images and self.has("pathology", pid) else None,
+            radiograph=self.radiograph(pid) if images and self.images is not None and self.has("radiograph", pid)
+            else None,
+            slide=self.slide(pid) if images and self.images is not None and self.has("pathology", pid) else None,
             presence={k: bool(v) for k, v in pres.items()},
             truth=self.truth.loc[pid].to_dict() if "truth" in self.tables else {},
         )

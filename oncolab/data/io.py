@@ -1,18 +1,79 @@
 """A cohort on disk: ordinary files (PNG, CSV, JSON, a YOLO dataset) and back.
 
-Taught in chapter 1 ("Multimodal oncology data"); the YOLO dataset feeds chapter 3.
+Taught in chapter 1 ("Multimodal oncology data"); the YOLO dataset feeds chapter 3. The
+book's page "Your own cohort" brings a researcher's own data into the system through the
+same folder.
 
-Layout written by :func:`export_cohort`::
+The cohort folder
+-----------------
+:func:`export_cohort` writes it, :func:`oncolab.data.load_cohort` reads it and
+:func:`oncolab.data.validate_cohort` checks it, reporting every problem at once as
+``file:line: what, expected what``. A folder made by hand follows the same rules::
 
     folder/
-      cohort.json              meta: source, seed, config, modalities, tables, complete=true
-      clinical.csv labs.csv genes.csv labels.csv boxes.csv presence.csv truth.csv
-      images/radiograph/P00000.png   (grayscale)
-      images/slide/P00000.png        (RGB)
-      images/lesion_mask/P00000.png  (0/255; synthetic cohorts only)
+      labels.csv                         required: one row per patient
+      clinical.csv labs.csv genes.csv    optional, one per modality
+      boxes.csv presence.csv             optional
+      cohort.json                        optional: what the tables mean
+      images/radiograph/<patient_id>.png optional, grayscale
+      images/slide/<patient_id>.png      optional, RGB
+      truth.csv images/lesion_mask/      synthetic cohorts only (the generator's truth)
 
-Nothing is left half-written: everything goes to a temporary sibling folder that is renamed
-into place at the end, so an interrupted export never leaves a folder that loads as a cohort.
+Every table is comma-separated UTF-8 text with a header line and a ``patient_id`` column
+(anywhere); the other columns come in any order, and the rows in any order: they are matched
+to ``labels.csv`` by id. An empty cell (or ``NA``, ``NaN``) is a missing value.
+
+``labels.csv``
+    ``patient_id``: unique, non-empty, usable as a file name. ``diagnosis`` (optional): a
+    class name per patient, any names, two or more distinct; the classes are ``cohort.json``'s
+    ``"classes"`` when given (which also fixes their order, with ``"ordered": true`` for
+    ordered ones such as grades), otherwise the distinct diagnoses sorted. ``time`` and
+    ``event`` (optional, together): time to the event or to censoring, > 0, in
+    ``"time_unit"`` (months when not given), and event 1/0 or true/false. A ``y`` column is
+    not needed (:attr:`oncolab.data.Cohort.y` is derived from the classes); if there is one
+    it must agree with them. With neither a diagnosis nor survival, the folder holds patients
+    to predict for.
+``clinical.csv``
+    Any columns. A column of numbers is numeric, any other is categorical text. Measurements
+    that are not among the known labs go here, as numeric columns.
+``labs.csv``
+    One column per lab, named by a biomarker of :data:`oncolab.data.BIOMARKERS` (``alp``,
+    ``ldh``, ``crp``, ``calcium``, ``haemoglobin``, ``wbc``, ``esr``, ``albumin``; case is
+    ignored), optionally with its unit in square brackets: ``ALP [U/L]``, ``calcium
+    [mg/dL]``. Values are converted to the biomarker's canonical unit by
+    :func:`oncolab.data.labs.to_canonical`; a header without a unit means the canonical unit.
+    An unknown lab name is refused (listing the known ones), as is a unit the biomarker does
+    not list; a negative or non-numeric value is an error naming file, line and column.
+``genes.csv``
+    One numeric column per gene. ``cohort.json``'s ``"gene_values"`` says what they are:
+    ``"counts"`` (the default: whole read counts >= 0, turned into log-CPM downstream) or
+    ``"log_expression"`` (values >= 0 already on a log scale, as from a microarray). A patient
+    has a value for every gene, or an empty row.
+``boxes.csv``
+    ``x0, y0, x1, y1``: the annotated lesion's box on the radiograph, in pixels
+    (``0 <= x0 < x1 <= width``, likewise for y). No row, or four empty cells, for no box.
+``presence.csv``
+    One true/false column per modality: was it acquired for this patient? Without it, a
+    modality is present for a patient with a row holding a value in its table, or with an
+    image file.
+``images/``
+    ``radiograph/<patient_id>.png`` (grayscale; other modes are converted) and
+    ``slide/<patient_id>.png`` (an RGB pathology region). They are read one patient at a
+    time, when asked for (:class:`DiskImages`), never all at once.
+``cohort.json``
+    Optional for a folder made by hand. Keys: ``source`` (default: the folder's name),
+    ``classes``, ``ordered``, ``gene_values``, ``time_unit``, ``modalities`` (default: those
+    with a table or an image folder). An export adds ``seed``, ``config``, ``tables``,
+    ``images``, ``n_patients`` and ``complete``.
+
+A patient absent from an optional table, or without an image file, lacks that modality for
+that patient (a warning: the system handles it); a patient in a table but not in
+``labels.csv`` is an error.
+
+Nothing is left half-written: an export goes to a temporary sibling folder holding the
+marker file :data:`EXPORT_MARKER`, which is removed just before the folder is renamed into
+place; a folder that still holds the marker was left by an interrupted export and is
+refused.
 """
 
 from __future__ import annotations
@@ -25,25 +86,36 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 
-from .cohort import TABLES, Cohort
+from .cohort import Cohort
 
 __all__ = [
+    "atomic_folder",
+    "publish_folder",
+    "write_png",
+    "EXPORT_MARKER",
+    "GENE_VALUES",
+    "IMAGE_FOLDERS",
+    "META_FILE",
     "DiskImages",
     "YoloLabelError",
     "export_cohort",
     "export_yolo",
-    "load_cohort",
     "read_data_yaml",
     "read_image",
     "read_yolo_labels",
+    "write_yolo_dataset",
 ]
 
-_META = "cohort.json"
-_BOOL_TABLES = {"presence"}
-_IMAGE_MODES = {"radiograph": "L", "slide": "RGB", "lesion_mask": "L"}  # image kind -> PNG mode
+#: the cohort folder's settings file
+META_FILE = "cohort.json"
+#: the file that marks a folder an export has not finished
+EXPORT_MARKER = ".export-incomplete"
+#: what ``cohort.json``'s ``"gene_values"`` may say the gene table holds
+GENE_VALUES = ("counts", "log_expression")
+#: image folder under ``images/`` -> the Pillow mode its PNG files are read in
+IMAGE_FOLDERS = {"radiograph": "L", "slide": "RGB", "lesion_mask": "L"}
 
 
 def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
@@ -81,7 +153,16 @@ def read_image(path: str | Path, mode: str | None = None) -> np.ndarray:
         raise ValueError(f"cannot read image {path}: {e}") from e
 
 
-def _write_png(array: np.ndarray, path: Path) -> None:
+def write_png(array: np.ndarray, path: Path) -> None:
+    """Write a uint8 image (grayscale or RGB) as a PNG at ``path``; taught in chapter 1.
+
+    Parameters
+    ----------
+    array : ndarray
+        ``(H, W)`` or ``(H, W, 3)`` uint8.
+    path : Path
+        Where to write (inside a temporary folder: see :func:`atomic_folder`).
+    """
     Image.fromarray(array).save(path, format="PNG", optimize=False, compress_level=1)
 
 
@@ -94,14 +175,15 @@ class DiskImages:
     Parameters
     ----------
     folder : str or Path
-        The cohort folder written by :func:`export_cohort`.
+        The cohort folder (written by :func:`export_cohort` or by hand): the images are
+        ``images/<kind>/<patient_id>.png``, read only when asked for.
     """
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
 
     def _read(self, kind: str, pid: str) -> np.ndarray:
-        return read_image(self.folder / "images" / kind / f"{pid}.png", _IMAGE_MODES[kind])
+        return read_image(self.folder / "images" / kind / f"{pid}.png", IMAGE_FOLDERS[kind])
 
     def radiograph(self, pid: str) -> np.ndarray:
         """The patient's radiograph, uint8 (H, W)."""
@@ -116,7 +198,21 @@ class DiskImages:
         return self._read("lesion_mask", pid) > 127
 
 
-def _atomic_folder(folder: Path, overwrite: bool) -> Path:
+def atomic_folder(folder: Path, overwrite: bool) -> Path:
+    """A new temporary folder beside ``folder``, to be filled and then published with :func:`publish_folder`.
+
+    Parameters
+    ----------
+    folder : Path
+        The final folder.
+    overwrite : bool
+        Whether an existing ``folder`` may be replaced (else FileExistsError).
+
+    Returns
+    -------
+    Path
+        The temporary folder (same file system, so that publishing is a rename).
+    """
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise FileExistsError(f"{folder} exists; pass overwrite=True to replace it")
@@ -125,7 +221,17 @@ def _atomic_folder(folder: Path, overwrite: bool) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{folder.name}.partial-", dir=folder.parent))
 
 
-def _publish(tmp: Path, folder: Path) -> None:
+def publish_folder(tmp: Path, folder: Path) -> None:
+    """Rename the filled temporary folder ``tmp`` to ``folder`` (replacing an old one), so that no reader
+    ever sees a half-written folder.
+
+    Parameters
+    ----------
+    tmp : Path
+        From :func:`atomic_folder`.
+    folder : Path
+        The final folder.
+    """
     if folder.exists():
         old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         os.replace(folder, old)
@@ -162,11 +268,12 @@ def export_cohort(cohort: Cohort, folder: str | Path, images: bool = True, overw
         ``folder``.
     """
     folder = Path(folder)
-    if images and cohort.images is not None and set(cohort.IMAGE_KINDS) - set(_IMAGE_MODES):
-        raise ValueError(f"export_cohort writes {sorted(_IMAGE_MODES)} images as PNG; this {type(cohort).__name__} "
+    if images and cohort.images is not None and set(cohort.IMAGE_KINDS) - set(IMAGE_FOLDERS):
+        raise ValueError(f"export_cohort writes {sorted(IMAGE_FOLDERS)} images as PNG; this {type(cohort).__name__} "
                          f"has image kinds {sorted(cohort.IMAGE_KINDS)}: pass images=False to write its tables only")
-    tmp = _atomic_folder(folder, overwrite)
+    tmp = atomic_folder(folder, overwrite)
     try:
+        (tmp / EXPORT_MARKER).write_text("an export of this cohort has not finished\n")
         for name, df in cohort.tables.items():
             df.to_csv(tmp / f"{name}.csv")
         wrote_images = []
@@ -186,66 +293,18 @@ def export_cohort(cohort: Cohort, folder: str | Path, images: bool = True, overw
                 (tmp / "images" / kind).mkdir(parents=True)
             for pid in ids:
                 for kind, get, modality in kinds:
-                    if bool(cohort.presence.at[pid, modality]):
-                        _write_png(get(pid), tmp / "images" / kind / f"{pid}.png")
+                    if cohort.has(modality, pid):
+                        write_png(get(pid), tmp / "images" / kind / f"{pid}.png")
             wrote_images = [k for k, _, _ in kinds]
         meta = {**cohort.meta, "tables": sorted(cohort.tables), "images": wrote_images,
                 "n_patients": len(cohort), "complete": True}
-        (tmp / _META).write_text(json.dumps(meta, indent=2, sort_keys=True))
-        _publish(tmp, folder)
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True))
+        (tmp / EXPORT_MARKER).unlink()
+        publish_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return folder
-
-
-def load_cohort(folder: str | Path) -> Cohort:
-    """Load a folder written by :func:`export_cohort` back into an equal :class:`~oncolab.data.Cohort`.
-
-    Taught in chapter 1. A folder left by an interrupted export, or without ``cohort.json``,
-    is refused with a message naming it.
-
-    Parameters
-    ----------
-    folder : str or Path
-        The cohort folder.
-
-    Returns
-    -------
-    Cohort
-        Its tables, its meta (source, seed, config, modalities) and a :class:`DiskImages`
-        source when the folder has images.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cohort folder not found: {folder}")
-    meta_path = folder / _META
-    if not meta_path.is_file():
-        raise ValueError(f"{folder} is not a complete cohort: {_META} is missing "
-                         "(was the export interrupted?)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{meta_path} is not valid JSON: {e}") from e
-    if not meta.get("complete"):
-        raise ValueError(f"{folder} is not marked complete in {_META}")
-    tables = {}
-    for name in meta.get("tables", []):
-        if name not in TABLES:
-            raise ValueError(f"{meta_path}: unknown table {name!r}; expected some of {list(TABLES)}")
-        path = folder / f"{name}.csv"
-        if not path.is_file():
-            raise FileNotFoundError(f"table {name!r} listed in {meta_path} but {path} is missing")
-        df = pd.read_csv(path, index_col="patient_id", keep_default_na=True, float_precision="round_trip")
-        df.index = df.index.astype(str)
-        if name in _BOOL_TABLES:
-            df = df.astype(bool)
-        if name == "labels":
-            df["event"] = df["event"].astype(bool)
-        tables[name] = df
-    meta = {k: v for k, v in meta.items() if k not in ("tables", "images", "complete")}
-    images = DiskImages(folder) if (folder / "images").is_dir() else None
-    return Cohort(tables, images=images, meta=meta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -264,8 +323,8 @@ def export_yolo(cohort: Cohort, folder: str | Path, splits: dict[str, Sequence[i
     Parameters
     ----------
     cohort : Cohort
-        A cohort with radiographs and a ``boxes`` table; patients without a radiograph are
-        skipped.
+        A cohort with radiographs and a ``boxes`` table; patients without a radiograph or
+        without a box (a row of NaN) are skipped.
     folder : str or Path
         The dataset folder to create.
     splits : dict of str to sequence of int
@@ -290,8 +349,9 @@ def export_yolo(cohort: Cohort, folder: str | Path, splits: dict[str, Sequence[i
     def items(idx):
         for i in np.asarray(idx, dtype=int):
             pid = str(cohort.ids[i])
-            if bool(cohort.presence.at[pid, "radiograph"]):
-                yield pid, cohort.radiograph(pid), cohort.boxes.loc[pid, ["x0", "y0", "x1", "y1"]].to_numpy(float)
+            box = cohort.boxes.loc[pid, ["x0", "y0", "x1", "y1"]].to_numpy(float)
+            if cohort.has("radiograph", pid) and not np.isnan(box).any():
+                yield pid, cohort.radiograph(pid), box
 
     return write_yolo_dataset({split: items(idx) for split, idx in splits.items()}, folder, class_names, overwrite)
 
@@ -326,21 +386,21 @@ def write_yolo_dataset(splits: dict[str, Iterable[tuple[str, np.ndarray, Sequenc
     bad = set(splits) - {"train", "val", "test"}
     if bad:
         raise ValueError(f"unknown split name(s) {sorted(bad)}; expected some of ['test', 'train', 'val']")
-    tmp = _atomic_folder(folder, overwrite)
+    tmp = atomic_folder(folder, overwrite)
     try:
         for split, entries in splits.items():
             (tmp / "images" / split).mkdir(parents=True)
             (tmp / "labels" / split).mkdir(parents=True)
             for name, img, box in entries:
                 h, w = img.shape[:2]
-                _write_png(img, tmp / "images" / split / f"{name}.png")
+                write_png(img, tmp / "images" / split / f"{name}.png")
                 x0, y0, x1, y1 = (float(v) for v in box)
                 line = f"0 {(x0 + x1) / 2 / w:.6f} {(y0 + y1) / 2 / h:.6f} {(x1 - x0) / w:.6f} {(y1 - y0) / h:.6f}\n"
                 (tmp / "labels" / split / f"{name}.txt").write_text(line)
         data = {"path": str(folder.resolve()), **{s: f"images/{s}" for s in splits},
                 "names": {i: n for i, n in enumerate(class_names)}}
         (tmp / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
-        _publish(tmp, folder)
+        publish_folder(tmp, folder)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,12 +14,20 @@ Flag rule (written down once, used everywhere):
 * ``"normal"`` inside the range (limits included);
 * ``"not measured"`` when the value is missing (NaN or None). A missing value is never
   invented.
+
+Units (written down once, used everywhere): each biomarker has one canonical unit, the one the
+cohort's lab table holds, and lists the other units people report it in with the factor that
+converts them (:attr:`Biomarker.conversions`). :func:`to_canonical` applies them; a unit that
+is not listed is refused by name, never guessed.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "BIOMARKERS",
@@ -27,7 +35,9 @@ __all__ = [
     "FLAGS",
     "flag_value",
     "biomarker",
+    "is_missing",
     "reference_range",
+    "to_canonical",
 ]
 
 FLAGS = ("low", "normal", "high", "critical", "not measured")
@@ -176,3 +186,97 @@ def flag_value(name: str, value: float | None, sex: str | None = None, age: floa
     if value > high:
         return "high"
     return "normal"
+
+
+# A value far outside the reference range in the canonical unit (above 3x the upper limit or
+# below a fifth of the lower one), which lands inside the range once converted from another
+# known unit, was almost surely given in that other unit.
+_TOO_LARGE, _TOO_SMALL = 3.0, 5.0
+
+
+def is_missing(value: Any) -> bool:
+    """Whether a lab value means "not measured": ``None`` or NaN.
+
+    Taught in chapter 6.
+
+    Parameters
+    ----------
+    value : object
+        A lab value.
+
+    Returns
+    -------
+    bool
+        True for ``None`` and NaN (the test was not done, or not reported); False otherwise,
+        including for text that is not a number.
+    """
+    if value is None:
+        return True
+    try:
+        return bool(math.isnan(float(value)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _suspect_unit(b: Biomarker, value: float) -> tuple[str, float] | None:
+    """The unit a value was probably given in, when it is implausible in ``b.unit``."""
+    if not (value > b.high * _TOO_LARGE or value < b.low / _TOO_SMALL):
+        return None
+    for unit, factor in b.conversions:
+        converted = value * factor
+        if b.low / 2 <= converted <= b.high * 2:
+            return unit, converted
+    return None
+
+
+def to_canonical(name: str, value: Any, unit: str | None = None) -> float:
+    """The value of biomarker ``name`` in its canonical unit (NaN when missing).
+
+    Taught in chapter 6; a cohort folder's lab table is converted with it (chapter 12, and
+    the book's page "Your own cohort").
+
+    A unit listed in the biomarker's ``conversions`` is converted; any other unit raises a
+    ValueError naming it and the units that are understood. Negative values raise. A value that
+    is implausible in the stated unit but plausible in another known one (calcium 9.6
+    "mmol/L", which is 9.6 mg/dL = 2.40 mmol/L) raises too, saying which unit it was probably
+    in. A converted value is rounded to one decimal more than the biomarker's usual precision.
+
+    Parameters
+    ----------
+    name : str
+        The biomarker (a name of :data:`BIOMARKERS`); an unknown name raises a KeyError
+        listing the known ones.
+    value : float, int or None
+        The measured value; NaN or ``None`` for not measured.
+    unit : str or None
+        The unit ``value`` is in; ``None`` means the canonical unit.
+
+    Returns
+    -------
+    float
+        The value in the canonical unit (:attr:`Biomarker.unit`), NaN when missing.
+    """
+    b = biomarker(name)
+    if is_missing(value):
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name}: a value must be a number (or NaN/None), got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: a value must be finite, got {value}")
+    if value < 0:
+        raise ValueError(f"{name}: a concentration cannot be negative, got {value} {unit or b.unit}")
+    known = {b.unit: 1.0, **dict(b.conversions)}
+    if unit is not None and unit not in known:
+        raise ValueError(f"{name}: unit {unit!r} is not understood; expected one of {list(known)}")
+    factor = known[unit] if unit is not None else 1.0
+    # a converted value keeps one decimal more than the panel reports (9.6 mg/dL -> 2.395)
+    converted = round(value * factor, b.decimals + 1) if factor != 1.0 else value
+    suspect = _suspect_unit(b, converted)
+    if suspect is not None:
+        raise ValueError(
+            f"{name}: {value} {unit or b.unit} is not plausible; it looks like a value in "
+            f"{suspect[0]} (= {suspect[1]:.4g} {b.unit}). Give the unit explicitly, "
+            f"e.g. ({value}, {suspect[0]!r})."
+        )
+    return converted

@@ -89,7 +89,6 @@ __all__ = [
     "conditional_risk",
     "lattice_noise",
     "oracle",
-    "oracle_table",
     "prostate_cohort",
     "render_mri",
 ]
@@ -538,8 +537,10 @@ class ProstateImages:
 class ProstateCohort(Cohort):
     """The prostate BCR cohort: a :class:`~oncolab.data.Cohort` whose slides are lazy pyramids and which has MRI.
 
-    Taught in chapter 14. Everything but the two image accessors is :class:`Cohort`'s
-    (tables, ``presence``, ``survival_y``, ``subset``, ``fingerprint``, ``equals``, ``has``):
+    Taught in chapter 14. Everything but the image kinds (:meth:`mri`, and a slide that is a
+    lazy :class:`ProstateSlide` pyramid, read with ``read_region((x, y), level, (w, h))`` as
+    with OpenSlide) is :class:`Cohort`'s (tables, ``presence``, ``survival_y``, ``subset``,
+    ``fingerprint``, ``equals``, ``has``):
 
     ============  ===============================================================
     table          columns
@@ -555,34 +556,19 @@ class ProstateCohort(Cohort):
 
     IMAGE_KINDS: ClassVar[dict[str, str]] = {"slide": "pathology", "mri": "mri"}
 
-    def slide(self, key: int | str) -> ProstateSlide:
-        """The patient's H&E whole-slide image: a lazy pyramid, nothing is rendered until read.
-
-        Parameters
-        ----------
-        key : int or str
-            The patient's position (negative allowed) or id.
-
-        Returns
-        -------
-        ProstateSlide
-            Read it with ``read_region((x, y), level, (w, h))`` as with OpenSlide.
-        """
-        return self.image("slide", key)
-
     def mri(self, key: int | str) -> np.ndarray:
         """The patient's MRI volume (T2w, ADC, DCE).
 
         Parameters
         ----------
         key : int or str
-            The patient's position (negative allowed) or id.
+            The patient's position (negative allowed) or id; a patient without an MRI
+            (``presence['mri']`` is False) raises a ValueError.
 
         Returns
         -------
         numpy.ndarray
-            float32 (3, D, H, W). Raises ValueError when the patient has no MRI
-            (``presence['mri']`` is False).
+            float32 (3, D, H, W).
         """
         return self.image("mri", key)
 
@@ -687,27 +673,6 @@ def oracle(cohort: Cohort) -> dict[str, Any]:
     c_true = float(concordance_index_censored(ev, tt, cohort.truth["true_risk"].to_numpy())[0])
     return {"c_index": c_true, "by_information": by, "n": len(cohort), "events": int(ev.sum())}
 
-
-def oracle_table(cohort: Cohort) -> pd.DataFrame:
-    """The oracle of a prostate cohort as a table, for printing in a chapter.
-
-    Taught in chapter 14. Usually called as :func:`oncolab.data.oracle_table`.
-
-    Parameters
-    ----------
-    cohort : Cohort
-        A cohort made by :func:`prostate_cohort` (see :func:`oracle`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per information set (the true risk first), indexed by ``information``, with
-        the Harrell's C ceiling.
-    """
-    o = oracle(cohort)
-    rows = [{"information": "true risk", "C-index ceiling": o["c_index"]}]
-    rows += [{"information": k, "C-index ceiling": v} for k, v in o["by_information"].items()]
-    return pd.DataFrame(rows).set_index("information")
 
 
 def prostate_cohort(n_patients: int = 400, seed: int = 0, config: ProstateConfig | None = None,

@@ -23,8 +23,14 @@ def _strata(cohort: Cohort | np.ndarray, stratify: str | None) -> tuple[int, np.
         n = len(cohort)
         if stratify is None:
             return n, None
+        if stratify == "y":
+            if not cohort.classes:
+                raise ValueError(f"cannot stratify by the diagnosis ('y'): this cohort has none; its label columns "
+                                 f"are {list(cohort.labels.columns)} (pass stratify='event' or None)")
+            return n, cohort.y
         if stratify not in cohort.labels.columns:
-            raise ValueError(f"cannot stratify by {stratify!r}; label columns are {list(cohort.labels.columns)}")
+            raise ValueError(f"cannot stratify by {stratify!r}; expected 'y' (the diagnosis) or a label column, "
+                             f"one of {list(cohort.labels.columns)}")
         return n, cohort.labels[stratify].to_numpy()
     labels = np.asarray(cohort)
     return len(labels), (labels if stratify is not None else None)
@@ -45,8 +51,8 @@ def train_val_test_split(cohort: Cohort | np.ndarray, fractions: tuple[float, fl
     seed : int
         Same seed, same split.
     stratify : str or None
-        The label column of ``cohort.labels`` each part keeps the mix of (``"y"``: the
-        diagnosis); ``None`` for a split that is not stratified.
+        What each part keeps the mix of: ``"y"``, the diagnosis (:attr:`Cohort.y`), or a
+        column of ``cohort.labels`` (``"event"``); ``None`` for a split that is not stratified.
 
     Returns
     -------
@@ -81,9 +87,9 @@ def kfold_indices(cohort: Cohort | np.ndarray, k: int = 5, seed: int = 0,
     seed : int
         Same seed, same folds.
     stratify : str or None
-        The label column of ``cohort.labels`` each fold keeps the mix of (``"y"``: the
-        diagnosis; ``"event"`` for a survival outcome); ``None`` for folds that are not
-        stratified.
+        What each fold keeps the mix of: ``"y"``, the diagnosis (:attr:`Cohort.y`), or a
+        column of ``cohort.labels`` (``"event"`` for a survival outcome); ``None`` for folds
+        that are not stratified.
 
     Returns
     -------

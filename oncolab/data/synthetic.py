@@ -78,7 +78,6 @@ __all__ = [
     "lesion_geometry",
     "lesion_mask",
     "oracle",
-    "oracle_table",
     "render_radiograph",
     "render_slide",
     "seeded_rng",
@@ -655,7 +654,7 @@ def synthetic_cohort(
             boxes[i] = _box_from_mask(_lesion_mask_only(u[i], seed, int(pid[1:]), sz))
         tables["boxes"] = pd.DataFrame(boxes, index=ids, columns=["x0", "y0", "x1", "y1"])
     meta = {"source": SOURCE, "seed": seed, "n_patients": n, "modalities": list(mods),
-            "config": cfg.to_dict()}
+            "classes": list(DIAGNOSES), "ordered": True, "config": cfg.to_dict()}
     return Cohort(tables, images=images, meta=meta)
 
 
@@ -822,28 +821,3 @@ def oracle(cohort: Cohort, n_sim: int = 200_000, seed: int = 12345) -> dict[str,
         "c_index": float(c_true), "c_index_signals": float(c_sig),
         "n": len(y),
     }
-
-
-def oracle_table(cohort: Cohort) -> pd.DataFrame:
-    """The oracle of a bone-tumour cohort as a table, for printing in a chapter.
-
-    Taught in chapter 1. Usually called as :func:`oncolab.data.oracle_table`.
-
-    Parameters
-    ----------
-    cohort : Cohort
-        A cohort made by :func:`synthetic_cohort` (see :func:`oracle`).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per information set (each modality alone, all four fused), indexed by
-        ``information``, with the Bayes accuracy and macro AUC.
-    """
-    o = oracle(cohort)
-    rows = [{"information": f"{m} alone", "Bayes accuracy": v["accuracy"], "Bayes macro AUC": v["auc"]}
-            for m, v in o["by_modality"].items()]
-    rows.append({"information": "all four (fused)", "Bayes accuracy": o["bayes_accuracy"],
-                 "Bayes macro AUC": o["bayes_auc"]})
-    return pd.DataFrame(rows).set_index("information")
-

@@ -5,7 +5,9 @@ hand-made numbers takes them from here, so that one name means one computation e
 Each transformer has ``fit`` / ``transform`` / ``get_feature_names_out`` (it fits in a
 :class:`~sklearn.pipeline.Pipeline` and survives :func:`sklearn.base.clone`), learns only from
 the patients it is fitted on, and saves itself without pickle: ``state()`` returns JSON-ready
-settings and named arrays, ``from_state(config, arrays)`` rebuilds it.
+settings and named arrays, ``from_state(config, arrays)`` rebuilds it. That protocol is written
+once, in :class:`FeatureTransformer` (:mod:`oncolab.features.base`); :class:`Measurements` is
+its form for a function applied to each patient's image, learning nothing.
 
 ==========  ============================  ========================================================  =======
 modality    transformer                   what it computes                                          chapter
@@ -23,7 +25,8 @@ pathology   :class:`NuclearMeasurements`  nine measurements of the nuclei: densi
 labs        :class:`LabFeatures`          :func:`lab_transform` (``log1p`` in canonical units),     6
                                           median-filled, standardised, plus one "missing"
                                           flag per lab
-genes       :class:`GeneFeatures`         log-CPM, per-gene standardisation, optional PCA           7
+genes       :class:`GeneFeatures`         log-CPM of counts (or log-scale expression as it is),     7
+                                          per-gene standardisation, optional PCA
 clinical    :class:`ClinicalFeatures`     standardised numbers, one-hot categories (with an         7
                                           "unknown" column per variable)
 ==========  ============================  ========================================================  =======
@@ -33,6 +36,7 @@ columns come in another order gives the same features, and an unknown or missing
 a value that is not a number, raises an error that names it (and the patient).
 """
 
+from .base import FeatureTransformer, Measurements
 from .clinical import ClinicalFeatures
 from .genes import GeneFeatures
 from .labs import LabFeatures, lab_transform
@@ -53,7 +57,7 @@ from .radiograph import (
 )
 
 __all__ = [
-    "LESION_FEATURES", "NUCLEAR_FEATURES", "STAIN_FEATURES", "ClinicalFeatures", "GeneFeatures",
-    "IntensityHistogram", "LabFeatures", "LesionMeasurements", "NuclearMeasurements", "StainStatistics",
-    "intensity_histogram", "lab_transform", "lesion_measurements", "nuclear_measurements", "stain_statistics",
+    "LESION_FEATURES", "NUCLEAR_FEATURES", "STAIN_FEATURES", "ClinicalFeatures", "FeatureTransformer",
+    "GeneFeatures", "IntensityHistogram", "LabFeatures", "LesionMeasurements", "Measurements", "NuclearMeasurements",
+    "StainStatistics", "intensity_histogram", "lab_transform", "lesion_measurements", "nuclear_measurements", "stain_statistics",
 ]

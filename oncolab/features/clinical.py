@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from oncolab.omics import ClinicalPreprocessor
 
-from .tables import align_columns, numeric_table
+from .base import FeatureTransformer
+from .tables import align_columns, numeric_table, require_frame
 
 __all__ = ["ClinicalFeatures"]
 
@@ -28,7 +28,7 @@ def _with_numbers(table: pd.DataFrame, numeric: list) -> pd.DataFrame:
     return out
 
 
-class ClinicalFeatures(TransformerMixin, BaseEstimator):
+class ClinicalFeatures(FeatureTransformer):
     """Clinical table -> standardised numbers, then one 0/1 column per (variable, category).
 
     Taught in chapter 7.
@@ -41,6 +41,9 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
     one per training category. No reference category is dropped, so the dummies of a variable
     sum to 1, which is collinear with an intercept (and, for a Cox model, with the baseline
     hazard): fit a penalised model (a ridge logistic regression, a Cox model with ``alpha > 0``).
+    ``get_feature_names_out()`` gives the numeric variables, then ``<variable>=<category>``
+    (``<unknown>`` first); ``state()`` holds ``{"pre": ...}`` (columns and vocabularies) and
+    the arrays ``mean``, ``std``.
 
     Parameters
     ----------
@@ -53,6 +56,8 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
     pre_ : oncolab.omics.ClinicalPreprocessor
         Vocabularies and scalings.
     """
+
+    fit_hint = "fit(training_clinical_table)"
 
     def __init__(self, categorical=None, numeric=None):
         self.categorical = categorical
@@ -77,8 +82,7 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         ClinicalFeatures
             ``self``.
         """
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"expected the clinical table (a DataFrame), got {type(X).__name__}")
+        require_frame(X, "clinical variable")
         pre = ClinicalPreprocessor(None if self.categorical is None else list(self.categorical),
                                    None if self.numeric is None else list(self.numeric))
         if pre.numeric is not None:  # a declared number written as text is an error, not a category
@@ -101,54 +105,21 @@ class ClinicalFeatures(TransformerMixin, BaseEstimator):
         numpy.ndarray
             float64 array (n, len(get_feature_names_out())).
         """
-        if not hasattr(self, "pre_") or self.pre_.vocab is None:
-            raise RuntimeError("ClinicalFeatures is not fitted: call fit(training_clinical_table) first")
+        self.check_fitted()
         return self.pre_.one_hot(self._table(X)).astype(np.float64)
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """The numeric variables, then ``<variable>=<category>`` (``<unknown>`` first).
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "pre_") and self.pre_.vocab is not None
 
-        Parameters
-        ----------
-        input_features : ignored
+    def _names(self) -> list[str]:
+        return self.pre_.feature_names()
 
-        Returns
-        -------
-        numpy.ndarray
-            Object array of names.
-        """
-        if not hasattr(self, "pre_") or self.pre_.vocab is None:
-            raise RuntimeError("ClinicalFeatures is not fitted: call fit(training_clinical_table) first")
-        return np.asarray(self.pre_.feature_names(), dtype=object)
-
-    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """Settings (JSON-ready) and fitted arrays, for saving without pickle.
-
-        Returns
-        -------
-        tuple of (dict, dict)
-            ``{"pre": ...}`` (columns and vocabularies) and the arrays ``mean``, ``std``.
-        """
-        if not hasattr(self, "pre_") or self.pre_.vocab is None:
-            raise RuntimeError("ClinicalFeatures is not fitted: call fit(training_clinical_table) first")
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         config, arrays = self.pre_.state()
         return {"pre": config}, arrays
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> ClinicalFeatures:
-        """Rebuild a fitted transformer from :meth:`state`.
-
-        Parameters
-        ----------
-        config : dict
-            The settings of :meth:`state`.
-        arrays : dict of str to numpy.ndarray
-            The arrays of :meth:`state`.
-
-        Returns
-        -------
-        ClinicalFeatures
-        """
+    def _from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> ClinicalFeatures:
         pre = ClinicalPreprocessor.from_state(config["pre"], arrays)
         t = cls(categorical=list(pre.categorical), numeric=list(pre.numeric))
         t.pre_ = pre

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, TransformerMixin
 
 from oncolab.data.labs import BIOMARKERS, biomarker
 
-from .tables import align_columns, numeric_table
+from .base import FeatureTransformer
+from .tables import align_columns, numeric_table, require_frame
 
 __all__ = ["LabFeatures", "lab_transform"]
 
@@ -98,7 +98,7 @@ def lab_transform(values, name: str | None = None):
     return _checked_log1p(arr.reshape(-1, 1), [label], None).reshape(arr.shape)
 
 
-class LabFeatures(TransformerMixin, BaseEstimator):
+class LabFeatures(FeatureTransformer):
     """Lab table -> :func:`lab_transform`, median-imputed, standardised, plus "missing" flags.
 
     Taught in chapter 6 (the numeric panel baseline); used by chapter 8's survival table and
@@ -109,7 +109,9 @@ class LabFeatures(TransformerMixin, BaseEstimator):
     transformed values. ``transform`` returns, for each lab in ``names_`` order, the
     standardised value, then (``missing_indicators``) one 0/1 ``<lab>_missing`` column per lab.
     Columns are matched by name: a table whose columns come in another order gives the same
-    output.
+    output. ``get_feature_names_out()`` gives the lab names, then ``<lab>_missing`` for each
+    (with ``missing_indicators``); ``state()`` holds ``{"names": [...], "missing_indicators":
+    bool}`` and the arrays ``median``, ``mean``, ``scale``.
 
     Parameters
     ----------
@@ -128,6 +130,8 @@ class LabFeatures(TransformerMixin, BaseEstimator):
         Per lab, on the transformed scale: the fill value, the centre and the spread (1 where
         a lab does not vary in training).
     """
+
+    fit_hint = "fit(training_lab_table)"
 
     def __init__(self, names=None, missing_indicators: bool = True):
         self.names = names
@@ -151,8 +155,7 @@ class LabFeatures(TransformerMixin, BaseEstimator):
         LabFeatures
             ``self``.
         """
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"expected the lab table (a DataFrame with one column per lab), got {type(X).__name__}")
+        require_frame(X, "lab")
         names = list(X.columns) if self.names is None else list(self.names)
         if not names:
             raise ValueError(f"no lab to use; expected some of {_PANEL}")
@@ -187,60 +190,25 @@ class LabFeatures(TransformerMixin, BaseEstimator):
         numpy.ndarray
             float64 array (n, k) or (n, 2k) with the flags, k = ``len(names_)``.
         """
-        if not hasattr(self, "names_"):
-            raise RuntimeError("LabFeatures is not fitted: call fit(training_lab_table) first")
+        self.check_fitted()
         x = self._values(X, self.names_)
         miss = np.isnan(x)
         z = (np.where(miss, self.median_, x) - self.mean_) / self.scale_
         return np.hstack([z, miss.astype(np.float64)]) if self.missing_indicators else z
 
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """The lab names, then ``<lab>_missing`` for each (with ``missing_indicators``).
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "names_")
 
-        Parameters
-        ----------
-        input_features : ignored
-            The output is named by the fitted labs.
-
-        Returns
-        -------
-        numpy.ndarray
-            Object array of names.
-        """
-        if not hasattr(self, "names_"):
-            raise RuntimeError("LabFeatures is not fitted: call fit(training_lab_table) first")
+    def _names(self) -> list[str]:
         flags = [f"{n}_missing" for n in self.names_] if self.missing_indicators else []
-        return np.asarray([*self.names_, *flags], dtype=object)
+        return [*self.names_, *flags]
 
-    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """Settings (JSON-ready) and fitted arrays, for saving without pickle.
-
-        Returns
-        -------
-        tuple of (dict, dict)
-            ``{"names": [...], "missing_indicators": bool}`` and the arrays ``median``,
-            ``mean``, ``scale``.
-        """
-        if not hasattr(self, "names_"):
-            raise RuntimeError("LabFeatures is not fitted: call fit(training_lab_table) first")
+    def _state(self) -> tuple[dict, dict[str, np.ndarray]]:
         return ({"names": list(self.names_), "missing_indicators": bool(self.missing_indicators)},
                 {"median": self.median_, "mean": self.mean_, "scale": self.scale_})
 
     @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> LabFeatures:
-        """Rebuild a fitted transformer from :meth:`state`.
-
-        Parameters
-        ----------
-        config : dict
-            The settings of :meth:`state`.
-        arrays : dict of str to numpy.ndarray
-            The arrays of :meth:`state`.
-
-        Returns
-        -------
-        LabFeatures
-        """
+    def _from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> LabFeatures:
         names = [str(n) for n in config["names"]]
         for n in names:
             _known(n)

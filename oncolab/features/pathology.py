@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from sklearn.base import BaseEstimator, TransformerMixin
+
+from .base import Measurements
 
 __all__ = ["NUCLEAR_FEATURES", "STAIN_FEATURES", "NuclearMeasurements", "StainStatistics", "nuclear_measurements",
            "stain_statistics"]
@@ -34,13 +35,16 @@ STAIN_FEATURES: tuple[str, ...] = ("r_mean", "g_mean", "b_mean", "r_std", "g_std
 """Names of the eleven numbers of :func:`stain_statistics`, in order."""
 
 
-def _check_region(region) -> np.ndarray:
+def _deconvolved(region) -> tuple[np.ndarray, np.ndarray]:
+    """The checked region and its haematoxylin, eosin and DAB channels (:func:`skimage.color.rgb2hed`)."""
+    from skimage.color import rgb2hed
+
     img = np.asarray(region)
     if img.ndim != 3 or img.shape[2] != 3 or img.size == 0:
         raise ValueError(f"a slide region is a non-empty RGB array (H, W, 3), got shape {img.shape}")
     if not np.isfinite(img.astype(np.float64)).all():
         raise ValueError("the slide region has NaN or infinite pixels; expected RGB values in [0, 255]")
-    return img
+    return img, rgb2hed(img)
 
 
 def nuclear_measurements(region) -> np.ndarray:
@@ -68,10 +72,7 @@ def nuclear_measurements(region) -> np.ndarray:
     numpy.ndarray
         float64 array of shape (9,).
     """
-    from skimage.color import rgb2hed
-
-    img = _check_region(region)
-    hed = rgb2hed(img)
+    img, hed = _deconvolved(region)
     hch, ech = hed[..., 0], hed[..., 1]
     tissue = img.astype(np.float32).mean(2) < 225
     n_tissue = max(int(tissue.sum()), 1)
@@ -105,19 +106,17 @@ def stain_statistics(region) -> np.ndarray:
     Parameters
     ----------
     region : array_like
-        The slide region, uint8 RGB (H, W, 3).
+        As in :func:`nuclear_measurements`.
 
     Returns
     -------
     numpy.ndarray
         float64 array of shape (11,).
     """
-    from skimage.color import rgb2hed
-
-    img = _check_region(region)
+    img, hed = _deconvolved(region)
     rgb = img.astype(np.float32) / 255
     tissue = rgb.mean(2) < 0.85
-    h = rgb2hed(img)[..., 0]
+    h = hed[..., 0]
     ht = h[tissue] if tissue.any() else h.ravel()
     px = rgb.reshape(-1, 3)
     return np.concatenate([px.mean(0), px.std(0), [tissue.mean()],
@@ -125,165 +124,35 @@ def stain_statistics(region) -> np.ndarray:
                           ).astype(np.float64)
 
 
-class NuclearMeasurements(TransformerMixin, BaseEstimator):
+class NuclearMeasurements(Measurements):
     """:func:`nuclear_measurements` as a scikit-learn transformer; learns nothing.
 
     Taught in chapter 10.
 
     ``transform(X)`` takes a sequence of RGB regions, one per patient, and returns a float64
-    array (n, 9) whose columns are :data:`NUCLEAR_FEATURES`.
+    array (n, 9) whose columns are :data:`NUCLEAR_FEATURES`. ``state()`` holds no settings
+    and no arrays.
     """
 
-    def fit(self, X=None, y=None):
-        """Nothing to learn; returns ``self``.
+    def _measure(self, item) -> np.ndarray:
+        return nuclear_measurements(item)
 
-        Parameters
-        ----------
-        X : ignored
-        y : ignored
-
-        Returns
-        -------
-        NuclearMeasurements
-        """
-        return self
-
-    def transform(self, X) -> np.ndarray:
-        """Measure every region.
-
-        Parameters
-        ----------
-        X : iterable of array_like
-            One (H, W, 3) region per patient.
-
-        Returns
-        -------
-        numpy.ndarray
-            float64 array (n, 9).
-        """
-        rows = [nuclear_measurements(region) for region in X]
-        return np.array(rows, dtype=np.float64).reshape(-1, len(NUCLEAR_FEATURES))
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """The names of the output columns, :data:`NUCLEAR_FEATURES`.
-
-        Parameters
-        ----------
-        input_features : ignored
-
-        Returns
-        -------
-        numpy.ndarray
-            Object array of 9 names.
-        """
-        return np.asarray(NUCLEAR_FEATURES, dtype=object)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """What :meth:`from_state` needs: no settings and no arrays.
-
-        Returns
-        -------
-        tuple of (dict, dict)
-            The JSON-ready settings and the named arrays.
-        """
-        return {}, {}
-
-    @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> NuclearMeasurements:
-        """Rebuild from :meth:`state`.
-
-        Parameters
-        ----------
-        config : dict
-        arrays : dict of str to numpy.ndarray
-
-        Returns
-        -------
-        NuclearMeasurements
-        """
-        return cls()
+    def _names(self) -> tuple[str, ...]:
+        return NUCLEAR_FEATURES
 
 
-class StainStatistics(TransformerMixin, BaseEstimator):
+class StainStatistics(Measurements):
     """:func:`stain_statistics` as a scikit-learn transformer; learns nothing.
 
     Taught in chapter 1.
 
     ``transform(X)`` takes a sequence of RGB regions, one per patient, and returns a float64
-    array (n, 11) whose columns are :data:`STAIN_FEATURES`.
+    array (n, 11) whose columns are :data:`STAIN_FEATURES`. ``state()`` holds no settings and
+    no arrays.
     """
 
-    def fit(self, X=None, y=None):
-        """Nothing to learn; returns ``self``.
+    def _measure(self, item) -> np.ndarray:
+        return stain_statistics(item)
 
-        Parameters
-        ----------
-        X : ignored
-        y : ignored
-
-        Returns
-        -------
-        StainStatistics
-        """
-        return self
-
-    def transform(self, X) -> np.ndarray:
-        """Describe every region.
-
-        Parameters
-        ----------
-        X : iterable of array_like
-            One (H, W, 3) region per patient.
-
-        Returns
-        -------
-        numpy.ndarray
-            float64 array (n, 11).
-        """
-        rows = [stain_statistics(region) for region in X]
-        return np.array(rows, dtype=np.float64).reshape(-1, len(STAIN_FEATURES))
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """The names of the output columns, :data:`STAIN_FEATURES`.
-
-        Parameters
-        ----------
-        input_features : ignored
-
-        Returns
-        -------
-        numpy.ndarray
-            Object array of 11 names.
-        """
-        return np.asarray(STAIN_FEATURES, dtype=object)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """What :meth:`from_state` needs: no settings and no arrays.
-
-        Returns
-        -------
-        tuple of (dict, dict)
-            The JSON-ready settings and the named arrays.
-        """
-        return {}, {}
-
-    @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> StainStatistics:
-        """Rebuild from :meth:`state`.
-
-        Parameters
-        ----------
-        config : dict
-        arrays : dict of str to numpy.ndarray
-
-        Returns
-        -------
-        StainStatistics
-        """
-        return cls()
+    def _names(self) -> tuple[str, ...]:
+        return STAIN_FEATURES

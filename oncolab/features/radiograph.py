@@ -21,7 +21,8 @@ import numbers
 
 import numpy as np
 from scipy import ndimage
-from sklearn.base import BaseEstimator, TransformerMixin
+
+from .base import Measurements
 
 __all__ = ["LESION_FEATURES", "IntensityHistogram", "LesionMeasurements", "intensity_histogram",
            "lesion_measurements"]
@@ -139,93 +140,33 @@ def intensity_histogram(image, bins: int = 16) -> np.ndarray:
     return np.concatenate([hist, [(img < 60).mean(), (img < 90).mean()]]).astype(np.float64)
 
 
-class LesionMeasurements(TransformerMixin, BaseEstimator):
+class LesionMeasurements(Measurements):
     """:func:`lesion_measurements` as a scikit-learn transformer; learns nothing.
 
     Taught in chapter 10.
 
     ``transform(X)`` takes a sequence of ``(image, box)`` pairs, one per patient, and returns
     a float64 array (n, 9) whose columns are :data:`LESION_FEATURES`. Standardise it (the
-    numbers have different scales) with the next step of a Pipeline.
+    numbers have different scales) with the next step of a Pipeline. ``state()`` holds no
+    settings and no arrays.
     """
 
-    def fit(self, X=None, y=None):
-        """Nothing to learn; returns ``self``.
+    def _measure(self, item) -> np.ndarray:
+        image, box = item
+        return lesion_measurements(image, box)
 
-        Parameters
-        ----------
-        X : ignored
-        y : ignored
-
-        Returns
-        -------
-        LesionMeasurements
-        """
-        return self
-
-    def transform(self, X) -> np.ndarray:
-        """Measure every patient's lesion.
-
-        Parameters
-        ----------
-        X : iterable of (image, box)
-            One radiograph and one box (x0, y0, x1, y1) per patient.
-
-        Returns
-        -------
-        numpy.ndarray
-            float64 array (n, 9).
-        """
-        rows = [lesion_measurements(image, box) for image, box in X]
-        return np.array(rows, dtype=np.float64).reshape(-1, len(LESION_FEATURES))
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """The names of the output columns, :data:`LESION_FEATURES`.
-
-        Parameters
-        ----------
-        input_features : ignored
-
-        Returns
-        -------
-        numpy.ndarray
-            Object array of 9 names.
-        """
-        return np.asarray(LESION_FEATURES, dtype=object)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """What :meth:`from_state` needs: no settings and no arrays.
-
-        Returns
-        -------
-        tuple of (dict, dict)
-            The JSON-ready settings and the named arrays.
-        """
-        return {}, {}
-
-    @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> LesionMeasurements:
-        """Rebuild from :meth:`state`.
-
-        Parameters
-        ----------
-        config : dict
-        arrays : dict of str to numpy.ndarray
-
-        Returns
-        -------
-        LesionMeasurements
-        """
-        return cls()
+    def _names(self) -> tuple[str, ...]:
+        return LESION_FEATURES
 
 
-class IntensityHistogram(TransformerMixin, BaseEstimator):
+class IntensityHistogram(Measurements):
     """:func:`intensity_histogram` as a scikit-learn transformer; learns nothing.
 
     Taught in chapter 1.
+
+    ``transform(X)`` takes a sequence of (H, W) radiographs, one per patient, and returns a
+    float64 array (n, bins + 2): the columns ``intensity_bin_00`` ... then ``below_60`` and
+    ``below_90``. ``state()`` holds the settings ``{"bins": int}`` and no arrays.
 
     Parameters
     ----------
@@ -236,81 +177,13 @@ class IntensityHistogram(TransformerMixin, BaseEstimator):
     def __init__(self, bins: int = 16):
         self.bins = bins
 
-    def fit(self, X=None, y=None):
-        """Check ``bins``; nothing to learn. Returns ``self``.
+    def _settings(self) -> dict:
+        return {"bins": _check_bins(self.bins)}
 
-        Parameters
-        ----------
-        X : ignored
-        y : ignored
+    def _measure(self, item) -> np.ndarray:
+        return intensity_histogram(item, self.bins)
 
-        Returns
-        -------
-        IntensityHistogram
-        """
-        _check_bins(self.bins)
-        return self
-
-    def transform(self, X) -> np.ndarray:
-        """Histogram every radiograph.
-
-        Parameters
-        ----------
-        X : iterable of array_like
-            One (H, W) radiograph per patient.
-
-        Returns
-        -------
-        numpy.ndarray
-            float64 array (n, bins + 2).
-        """
-        bins = _check_bins(self.bins)
-        rows = [intensity_histogram(image, bins) for image in X]
-        return np.array(rows, dtype=np.float64).reshape(-1, bins + 2)
-
-    def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        """``intensity_bin_00`` ... then ``below_60`` and ``below_90``.
-
-        Parameters
-        ----------
-        input_features : ignored
-
-        Returns
-        -------
-        numpy.ndarray
-            Object array of ``bins + 2`` names.
-        """
+    def _names(self) -> list[str]:
         bins = _check_bins(self.bins)
         width = len(str(bins - 1))
-        return np.asarray([f"intensity_bin_{k:0{width}d}" for k in range(bins)] + ["below_60", "below_90"],
-                          dtype=object)
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return True
-
-    def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """What :meth:`from_state` needs: the number of bins, no arrays.
-
-        Returns
-        -------
-        tuple of (dict, dict)
-            The JSON-ready settings and the named arrays.
-        """
-        return {"bins": _check_bins(self.bins)}, {}
-
-    @classmethod
-    def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> IntensityHistogram:
-        """Rebuild from :meth:`state`.
-
-        Parameters
-        ----------
-        config : dict
-            ``{"bins": int}``.
-        arrays : dict of str to numpy.ndarray
-            Unused (empty).
-
-        Returns
-        -------
-        IntensityHistogram
-        """
-        return cls(bins=int(config["bins"]))
+        return [f"intensity_bin_{k:0{width}d}" for k in range(bins)] + ["below_60", "below_90"]

@@ -1,9 +1,10 @@
 """Reading a patient table by column name, with errors that name the column and the patient.
 
 Used by every table transformer of :mod:`oncolab.features` (chapter 6 meets them through
-:class:`~oncolab.features.LabFeatures`): each reads its input through these two functions, so
+:class:`~oncolab.features.LabFeatures`): each reads its input through these functions, so
 that a table whose columns come in another order gives the same features, and a bad value is
-reported by column and patient id instead of by a position in an array.
+reported by column and patient id instead of by a position in an array. Where the columns
+must be named, an array is refused (:func:`require_frame`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["align_columns", "numeric_table"]
+__all__ = ["align_columns", "numeric_table", "require_frame"]
 
 
 def _listing(names: Sequence, limit: int = 12) -> str:
@@ -21,6 +22,34 @@ def _listing(names: Sequence, limit: int = 12) -> str:
     if len(names) <= limit:
         return str(names)
     return f"{names[:limit]}... ({len(names)} in all)"
+
+
+def require_frame(table, kind: str) -> pd.DataFrame:
+    """``table`` itself, checked to be a DataFrame (an array has no names to match columns by).
+
+    Used by the table transformers (chapter 6: :class:`~oncolab.features.LabFeatures`).
+
+    Parameters
+    ----------
+    table : object
+        What was passed as a patient table.
+    kind : str
+        What one column is ("lab", "gene", "clinical variable"), for the error message.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``table``.
+
+    Raises
+    ------
+    TypeError
+        When ``table`` is not a DataFrame, naming its type.
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"expected a DataFrame with one column per {kind} (columns are matched by name), "
+                        f"got {type(table).__name__}")
+    return table
 
 
 def align_columns(table, expected: Sequence, kind: str) -> pd.DataFrame:
@@ -50,9 +79,7 @@ def align_columns(table, expected: Sequence, kind: str) -> pd.DataFrame:
         When a column name appears twice, when ``table`` has a column not in ``expected``
         (named, with the expected names), or lacks one of ``expected`` (named likewise).
     """
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"expected a DataFrame with one column per {kind} (columns are matched by name), "
-                        f"got {type(table).__name__}")
+    require_frame(table, kind)
     expected = list(expected)
     cols = list(table.columns)
     dup = sorted({str(c) for c in cols if cols.count(c) > 1})

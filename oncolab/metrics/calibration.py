@@ -68,12 +68,10 @@ def expected_calibration_error(y, proba, n_bins: int = 15) -> float:
 
     Parameters
     ----------
-    y : array-like of shape (n,)
-        True class, ``0..K-1``.
-    proba : array-like of shape (n, K)
-        Predicted probabilities (rows sum to 1).
+    y, proba
+        As in :func:`reliability_table`.
     n_bins : int
-        Number of equal-width bins of the top-class confidence (as in :func:`reliability_table`).
+        Number of equal-width bins of the top-class confidence.
 
     Returns
     -------

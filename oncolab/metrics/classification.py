@@ -274,12 +274,8 @@ def bootstrap_ci(metric: Callable[..., float], y, score, n_boot: int = 1000, see
         patient indices and passed to ``metric`` as a tuple. A list is one array, not a tuple.
     score : array-like of shape (n,) or (n, K)
         The model's output, one row per patient.
-    n_boot : int
-        Number of resamples drawn (0: no interval).
-    seed : int
-        Seed of the resampling; the same seed gives the same numbers.
-    level : float
-        Coverage of the interval, in (0, 1).
+    n_boot, seed, level
+        As in :func:`bootstrap_metrics` (0 resamples: no interval).
 
     Returns
     -------
@@ -322,12 +318,8 @@ def paired_bootstrap(metric: Callable[..., float], y, score_a, score_b, n_boot: 
         The truth, as in :func:`bootstrap_ci` (e.g. ``(time, event)`` for a C-index).
     score_a, score_b : array-like of shape (n,) or (n, K)
         The two models' outputs for the same patients, in the same order.
-    n_boot : int
-        Number of resamples drawn.
-    seed : int
-        Seed of the resampling; the same seed gives the same numbers.
-    level : float
-        Coverage of the interval, in (0, 1).
+    n_boot, seed, level
+        As in :func:`bootstrap_metrics`.
 
     Returns
     -------

@@ -58,10 +58,9 @@ def subgroup_table(y, proba, groups: pd.DataFrame, min_size: int = 10) -> pd.Dat
 
     Parameters
     ----------
-    y : array-like of shape (n,)
-        True class, ``0..K-1``.
-    proba : array-like of shape (n, K)
-        Predicted probabilities (rows sum to 1).
+    y, proba
+        As in :func:`oncolab.metrics.reliability_table`: the true class ``0..K-1`` and the
+        ``(n, K)`` predicted probabilities.
     groups : pandas.DataFrame
         One column per grouping (e.g. ``sex``, ``age_band``, ``center``), one row per patient.
     min_size : int

@@ -50,8 +50,9 @@ def ablation(cohort: Cohort, train: np.ndarray, test: np.ndarray, inputs: Inputs
     -------
     DataFrame
         One row per model: ``modalities``, ``fusion``, macro precision, F1, AUC, accuracy,
-        C-index, the intervals of macro AUC and C-index, and ``note`` (the label note of the
-        configuration, or empty).
+        C-index, the intervals of macro AUC and C-index (the diagnosis columns only when the
+        cohort has a diagnosis, the C-index only when it has survival), and ``note`` (the label
+        note of the configuration, or empty).
     """
     base = (config if isinstance(config, SystemConfig) else SystemConfig.from_dict(config)).replace(progress=False)
     mods = list(base.modalities)
@@ -77,9 +78,11 @@ def ablation(cohort: Cohort, train: np.ndarray, test: np.ndarray, inputs: Inputs
         tab = s.evaluate(cte, n_boot=n_boot, inputs=ite).set_index("metric")
         row = {"modalities": "+".join(ms) if len(ms) < len(MODALITIES) else "all", "fusion": fusion}
         for met in ("macro_precision", "macro_f1", "macro_auc", "accuracy", "c_index"):
-            row[met] = tab.at[met, "value"]
+            if met in tab.index:   # only the heads the system learnt are scored
+                row[met] = tab.at[met, "value"]
         for met in ("macro_auc", "c_index"):
-            row[f"{met}_ci"] = f"[{tab.at[met, 'ci_low']:.3f}, {tab.at[met, 'ci_high']:.3f}]"
+            if met in tab.index:
+                row[f"{met}_ci"] = f"[{tab.at[met, 'ci_low']:.3f}, {tab.at[met, 'ci_high']:.3f}]"
         row["note"] = s.label_note or ""
         rows.append(row)
     return pd.DataFrame(rows)
@@ -116,6 +119,8 @@ def robustness(system: OncoLabSystem, cohort: Cohort, inputs: Inputs | None = No
     bad = [r for r in rates if not 0 <= r <= 1]
     if bad:
         raise ValueError(f"missing rates must lie in [0, 1], got {bad[0]}")
+    if system.task_ != "multitask":
+        raise ValueError(f"robustness scores both heads; this system learnt only {system.task_!r}")
     X, mask = system.embed(cohort, inputs)
     lab = cohort.labels
     rng = np.random.default_rng(seed)

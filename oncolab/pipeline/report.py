@@ -221,7 +221,6 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from ..survival import kaplan_meier
 
     system.check_fitted()
     out = Path(out_dir)
@@ -231,15 +230,21 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
     pred = system.predict(cohort.subset([pid])).iloc[0]
     lines = [f"# Patient {pid}", ""]
     clin = p.clinical
-    if clin:
-        lines += [f"{clin.get('age', '?'):.0f}-year-old, sex {clin.get('sex', '?')}, lesion site "
-                  f"{clin.get('site', '?')}, center {clin.get('center', '?')}.", ""]
+    has_dx, has_risk = "predicted" in pred.index, "risk" in pred.index
+    if {"age", "sex", "site", "center"} <= set(clin):
+        lines += [f"{clin['age']:.0f}-year-old, sex {clin['sex']}, lesion site {clin['site']}, "
+                  f"center {clin['center']}.", ""]
+    elif clin:
+        lines += ["Clinical data: " + ", ".join(f"{k} {v}" for k, v in clin.items()) + ".", ""]
     # prediction
-    probs = ", ".join(f"{d} {pred[f'p_{d}']:.2f}" for d in system.classes_)
-    lines += ["## Prediction", "",
-              f"**Predicted diagnosis: {pred['predicted']}** (probabilities: {probs}).", "",
-              f"Risk score {pred['risk']:.2f}: **{pred['risk_group']} risk group** (tertiles of the training "
-              "patients' risk).", "", f"Modalities used: {pred['modalities_used'].replace(',', ', ')}.", ""]
+    lines += ["## Prediction", ""]
+    if has_dx:
+        probs = ", ".join(f"{d} {pred[f'p_{d}']:.2f}" for d in system.classes_)
+        lines += [f"**Predicted diagnosis: {pred['predicted']}** (probabilities: {probs}).", ""]
+    if has_risk:
+        lines += [f"Risk score {pred['risk']:.2f}: **{pred['risk_group']} risk group** (tertiles of the training "
+                  "patients' risk).", ""]
+    lines += [f"Modalities used: {pred['modalities_used'].replace(',', ', ')}.", ""]
     if pred.get("warnings"):
         lines += [f"Warnings: {pred['warnings']}", ""]
     if system.label_note:
@@ -252,34 +257,56 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
         mask = cohort.lesion_mask(pid)
     except (ValueError, OSError, KeyError, AttributeError):  # no lesion masks for this cohort
         mask = None
-    panels, lesion_hit = _image_panels(system, p, inputs.raw, system.classes_.index(pred["predicted"]), mask)
+    target = system.classes_.index(pred["predicted"]) if has_dx else None
+    panels, lesion_hit = _image_panels(system, p, inputs.raw, target, mask)
     if panels:
         fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.5), squeeze=False)
         for ax, draw in zip(axes[0], panels):
             draw(ax)
         figs.append(("images", fig))
-    # the explanation record (integrated gradients of the fused model)
-    record = explain_patient(system, sub, inputs)
-    record.lesion_hit = lesion_hit
-    tmp = out / f"{pid}_explanation.json.partial"
-    tmp.write_text(record.to_json())
-    os.replace(tmp, out / f"{pid}_explanation.json")
-    # modality weights
-    wcols = [c for c in pred.index if c.startswith("w_")]
-    mods = list(record.modality_contributions)
-    fig, ax = plt.subplots(figsize=(5, 2.6))
-    pos = np.arange(len(mods))
-    ax.barh(pos + 0.2, [record.modality_contributions[m] for m in mods], 0.4, color="tab:purple",
-            label="share of the attribution (integrated gradients)")
-    if wcols:
-        ax.barh(pos - 0.2, [pred.get(f"w_{m}", np.nan) for m in mods], 0.4, color="tab:blue",
-                label="fusion weight")
-    ax.set_yticks(pos, mods)
-    ax.set_xlim(0, 1)
-    ax.legend(fontsize=7, loc="lower right")
-    figs.append(("weights", fig))
-    # Kaplan-Meier by risk group
+    record = None
+    if has_dx:
+        # the explanation record (integrated gradients of the fused model's predicted class)
+        record = explain_patient(system, sub, inputs)
+        record.lesion_hit = lesion_hit
+        tmp = out / f"{pid}_explanation.json.partial"
+        tmp.write_text(record.to_json())
+        os.replace(tmp, out / f"{pid}_explanation.json")
+        # modality weights
+        wcols = [c for c in pred.index if c.startswith("w_")]
+        mods = list(record.modality_contributions)
+        fig, ax = plt.subplots(figsize=(5, 2.6))
+        pos = np.arange(len(mods))
+        ax.barh(pos + 0.2, [record.modality_contributions[m] for m in mods], 0.4, color="tab:purple",
+                label="share of the attribution (integrated gradients)")
+        if wcols:
+            ax.barh(pos - 0.2, [pred.get(f"w_{m}", np.nan) for m in mods], 0.4, color="tab:blue",
+                    label="fusion weight")
+        ax.set_yticks(pos, mods)
+        ax.set_xlim(0, 1)
+        ax.legend(fontsize=7, loc="lower right")
+        figs.append(("weights", fig))
     ref = reference if reference is not None else cohort
+    if has_risk and ref.has_survival:
+        figs.append(("km", _km_figure(system, ref, reference_predictions, pred, p)))
+    for name, fig in figs:
+        fname = f"{pid}_{name}.png"
+        _save_fig(fig, out / fname)
+        lines += [f"![{name}]({fname})", ""]
+    if record is not None:
+        lines += _explanation_lines(record, pred, pid, lesion_hit)
+    lines += _data_lines(system, p, clin)
+    path = out / f"{pid}.md"
+    _atomic_write_text(path, "\n".join(lines))
+    return path
+
+
+def _km_figure(system, ref: Cohort, reference_predictions, pred, p):
+    """Kaplan-Meier curves of the three risk groups of ``ref``, the patient's group in bold."""
+    import matplotlib.pyplot as plt
+
+    from ..survival import kaplan_meier
+
     rp = reference_predictions if reference_predictions is not None else system.predict(ref)
     if not rp.index.equals(ref.ids):
         raise ValueError("reference_predictions must have one row per patient of the reference cohort, in order")
@@ -292,30 +319,34 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
         km = kaplan_meier(lab["time"].to_numpy()[sel], lab["event"].to_numpy(bool)[sel])
         lw = 3 if g == pred["risk_group"] else 1.2
         ax.step(np.r_[0.0, km.time], np.r_[1.0, km.survival], where="post", color=color, lw=lw, label=f"{g} risk (n={int(sel.sum())})")
-        if g == pred["risk_group"]:
+        if g == pred["risk_group"] and p.time is not None and np.isfinite(p.time):
             ax.plot([p.time], [float(km(p.time))], "o", color="black",
-                    label=f"this patient ({'event' if p.event else 'censored'} at {p.time:.0f} months)")
-    ax.set_xlabel("months")
+                    label=f"this patient ({'event' if p.event else 'censored'} at {p.time:.0f})")
+    ax.set_xlabel(f"time ({ref.meta.get('time_unit', 'months')})")
     ax.set_ylabel("survival")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7)
-    figs.append(("km", fig))
-    for name, fig in figs:
-        fname = f"{pid}_{name}.png"
-        _save_fig(fig, out / fname)
-        lines += [f"![{name}]({fname})", ""]
-    lines += ["## Why: the explanation record", "",
-              "Share of the integrated-gradients attribution of the predicted class, by modality: "
-              + ", ".join(f"{m} {v:.2f}" for m, v in record.modality_contributions.items()) + ".", "",
-              "Inputs that moved the prediction most (attribution in logit units; positive: towards "
-              f"{pred['predicted']}):", "",
-              pd.DataFrame(record.top_features, columns=["input", "attribution"]).to_markdown(index=False,
-                                                                                             floatfmt=".3f"),
-              "", *(["Notes: " + "; ".join(record.notes), ""] if record.notes else []),
-              *([f"The Grad-CAM map peaks {'on' if lesion_hit else 'off'} the annotated lesion "
-                 "(chapter 2's pointing game).", ""] if lesion_hit is not None else []),
-              f"The whole record: [{pid}_explanation.json]({pid}_explanation.json).", ""]
-    # labs
+    return fig
+
+
+def _explanation_lines(record, pred, pid: str, lesion_hit) -> list[str]:
+    """The report's "Why" section from the explanation record."""
+    return ["## Why: the explanation record", "",
+            "Share of the integrated-gradients attribution of the predicted class, by modality: "
+            + ", ".join(f"{m} {v:.2f}" for m, v in record.modality_contributions.items()) + ".", "",
+            "Inputs that moved the prediction most (attribution in logit units; positive: towards "
+            f"{pred['predicted']}):", "",
+            pd.DataFrame(record.top_features, columns=["input", "attribution"]).to_markdown(index=False,
+                                                                                           floatfmt=".3f"),
+            "", *(["Notes: " + "; ".join(record.notes), ""] if record.notes else []),
+            *([f"The Grad-CAM map peaks {'on' if lesion_hit else 'off'} the annotated lesion "
+               "(chapter 2's pointing game).", ""] if lesion_hit is not None else []),
+            f"The whole record: [{pid}_explanation.json]({pid}_explanation.json).", ""]
+
+
+def _data_lines(system, p, clin: dict) -> list[str]:
+    """The report's sections on the patient's labs, genes and recorded outcome."""
+    lines = []
     if p.labs:
         lines += ["## Lab panel", ""]
         try:
@@ -331,8 +362,11 @@ def patient_report(system, cohort: Cohort, patient: int | str, out_dir: str | os
         tg = top_genes(system, p.genes)
         lines += ["## Genes furthest from the training average", "",
                   ", ".join(f"{g} ({z:+.1f} SD)" for g, z in zip(tg.gene, tg.z)), ""]
-    lines += ["## Outcome recorded in the cohort (not read by the system)", "",
-              f"Diagnosis {p.diagnosis}; {'event' if p.event else 'censored'} at {p.time:.1f} months.", ""]
-    path = out / f"{pid}.md"
-    _atomic_write_text(path, "\n".join(lines))
-    return path
+    outcome = []
+    if p.diagnosis is not None:
+        outcome.append(f"Diagnosis {p.diagnosis}.")
+    if p.time is not None and np.isfinite(p.time):
+        outcome.append(f"{'Event' if p.event else 'Censored'} at {p.time:.1f}.")
+    if outcome:
+        lines += ["## Outcome recorded in the cohort (not read by the system)", "", " ".join(outcome), ""]
+    return lines

@@ -49,7 +49,7 @@ from ..data import DIAGNOSES, MODALITIES, Cohort, Patient, train_val_test_split
 from .config import FORMAT_VERSION, SystemConfig
 from .stages import Inputs, Stage, Targets, stage_class
 
-__all__ = ["RISK_GROUPS", "OncoLabSystem", "cohort_from_patient", "read_inputs"]
+__all__ = ["RISK_GROUPS", "OncoLabSystem", "cohort_from_patient", "outcome_strata", "read_inputs", "resolve_task"]
 
 RISK_GROUPS = ("low", "intermediate", "high")
 LABEL_NOTE = ("the radiograph stage reads each patient's annotated lesion box (detector='annotated'): a label "
@@ -110,6 +110,54 @@ def read_inputs(cohort: Cohort, config=None, on_bad_image: str = "raise") -> Inp
     return Inputs(raw, presence, notes)
 
 
+def outcome_strata(cohort: Cohort) -> np.ndarray:
+    """What a patient-level split is stratified by: the class, else the event indicator.
+
+    Parameters
+    ----------
+    cohort : Cohort
+
+    Returns
+    -------
+    ndarray
+        One integer per patient.
+    """
+    if cohort.classes:
+        return np.asarray(cohort.y)
+    if cohort.has_survival:
+        return cohort.labels["event"].to_numpy(bool).astype(int)
+    raise ValueError("the cohort has neither a diagnosis nor survival labels: there is nothing to learn or "
+                     "evaluate (labels.csv needs a 'diagnosis' column, or 'time' and 'event' columns)")
+
+
+def resolve_task(config: SystemConfig, cohort: Cohort) -> str:
+    """The task a cohort supports: the configured one, narrowed to the labels the cohort has.
+
+    ``multitask`` becomes ``diagnosis`` on a cohort without survival and ``survival`` on one
+    without a diagnosis; asking for a head whose labels are absent is an error.
+
+    Parameters
+    ----------
+    config : SystemConfig
+    cohort : Cohort
+
+    Returns
+    -------
+    str
+        ``"multitask"``, ``"diagnosis"`` or ``"survival"``.
+    """
+    has_dx, has_surv = bool(cohort.classes), bool(cohort.has_survival)
+    if not (has_dx or has_surv):
+        outcome_strata(cohort)  # raises, naming what is missing
+    if config.task == "multitask":
+        return "multitask" if has_dx and has_surv else ("diagnosis" if has_dx else "survival")
+    if config.task == "diagnosis" and not has_dx:
+        raise ValueError("task='diagnosis' but the cohort has no 'diagnosis' labels; use task='survival'")
+    if config.task == "survival" and not has_surv:
+        raise ValueError("task='survival' but the cohort has no 'time' and 'event' labels; use task='diagnosis'")
+    return config.task
+
+
 class _PatientImages:
     """An in-memory image source for a cohort made from one :class:`Patient`."""
 
@@ -126,12 +174,14 @@ class _PatientImages:
         raise ValueError("a single patient carries no lesion mask")
 
 
-def cohort_from_patient(patient: Patient) -> Cohort:
+def cohort_from_patient(patient: Patient, classes: list[str] | None = None) -> Cohort:
     """A one-patient :class:`Cohort` holding the patient's data (so that one code path serves both).
 
     Parameters
     ----------
     patient : Patient
+    classes : list of str, optional
+        The class names of the cohort the patient comes from (so that its diagnosis keeps its code).
 
     Returns
     -------
@@ -160,7 +210,8 @@ def cohort_from_patient(patient: Patient) -> Cohort:
         tables["boxes"] = pd.DataFrame([patient.box], columns=["x0", "y0", "x1", "y1"], index=pid)
     mods = [m for m in MODALITIES if m in mods]
     tables["presence"] = pd.DataFrame({m: [bool(patient.presence.get(m, True))] for m in mods}, index=pid)
-    return Cohort(tables, images=_PatientImages(patient), meta={"source": "patient", "modalities": mods})
+    meta = {"source": "patient", "modalities": mods, **({"classes": list(classes)} if classes else {})}
+    return Cohort(tables, images=_PatientImages(patient), meta=meta)
 
 
 class OncoLabSystem:
@@ -188,6 +239,8 @@ class OncoLabSystem:
         self.stages: dict[str, Stage] = {}
         self.modalities_: list[str] = []
         self.classes_: list[str] = list(DIAGNOSES)
+        self.task_: str = self.config.task
+        self.head_: str = self.config.head
         self.dims_: dict[str, int] = {}
         self.risk_cuts_: np.ndarray | None = None
         self.history_: list[dict] = []
@@ -276,16 +329,22 @@ class OncoLabSystem:
             raise ValueError(f"modality {absent[0]!r} is absent in every training patient; remove it from the "
                              f"configuration's modalities (now {list(cfg.modalities)}) or supply it")
         self.modalities_ = list(cfg.modalities)
-        y = np.asarray(cohort.y)
-        self.classes_ = list(DIAGNOSES)
-        counts = np.bincount(y, minlength=len(self.classes_))
-        n_val_min = max(len(self.classes_), 2)
+        self.task_ = resolve_task(cfg, cohort)
+        has_dx = self.task_ != "survival"
+        self.classes_ = list(cohort.classes) if has_dx else []
+        ordered = cohort.meta.get("ordered", self.classes_ == list(DIAGNOSES))
+        self.head_ = cfg.head if ordered or cfg.head == "softmax" else "softmax"
+        strata = outcome_strata(cohort) if has_dx else cohort.labels["event"].to_numpy(bool).astype(int)
+        y = np.asarray(cohort.y) if has_dx else np.zeros(len(cohort), int)
+        counts = np.bincount(strata)
+        groups = dict(zip(self.classes_, counts.tolist())) if has_dx else {"censored": int(counts[0]),
+                                                                            "event": int(counts[-1])}
+        n_val_min = max(len(counts), 2)
         if len(cohort) * cfg.val_fraction < n_val_min or (counts[counts > 0] < 2).any():
             raise ValueError(f"the cohort is too small to split off a validation part: {len(cohort)} patients with "
-                             f"class counts {dict(zip(self.classes_, counts.tolist()))}; fit needs every class at "
-                             f"least twice and val_fraction x patients >= {n_val_min} "
-                             f"(val_fraction={cfg.val_fraction})")
-        parts = train_val_test_split(cohort, (1 - cfg.val_fraction, 0.0, cfg.val_fraction), seed=cfg.seed)
+                             f"counts {groups}; fit needs every group at least twice and val_fraction x patients "
+                             f">= {n_val_min} (val_fraction={cfg.val_fraction})")
+        parts = train_val_test_split(strata, (1 - cfg.val_fraction, 0.0, cfg.val_fraction), seed=cfg.seed)
         tr, va = parts["train"], parts["test"]
         fitted: dict[str, np.ndarray] = {}
         if stages is not None:
@@ -307,6 +366,9 @@ class OncoLabSystem:
                     raise ValueError(f"modality {m!r} is present in fewer than 2 training patients; "
                                      "cannot fit its stage")
                 stage = stage_class(m, cfg.stage_name(m)).from_config(cfg)
+                if stage.supervised and not has_dx:
+                    raise ValueError(f"the {m} stage {cfg.stage_name(m)!r} learns from the diagnosis, which this "
+                                     "cohort lacks; choose a stage that does not (e.g. 'measurements')")
                 fitted[m] = stage.fit_transform(inputs.raw[m], rows, targets)
                 self.stages[m] = stage
         notes = list(inputs.notes)
@@ -315,19 +377,23 @@ class OncoLabSystem:
         self.fit_outputs_ = {m: X[m] for m in self.modalities_}
         self.dims_ = {m: int(X[m].shape[1]) for m in self.modalities_}
         lab = cohort.labels
-        t, e = lab["time"].to_numpy(float), lab["event"].to_numpy(bool)
-        self.model = make_fusion(cfg.fusion, self.dims_, seed=cfg.seed, n_classes=len(self.classes_), head=cfg.head,
-                                 hidden=cfg.hidden, dropout=cfg.dropout)
+        if self.task_ == "diagnosis":
+            t, e = np.ones(len(cohort)), np.zeros(len(cohort), bool)   # not read by the diagnosis loss
+        else:
+            t, e = lab["time"].to_numpy(float), lab["event"].to_numpy(bool)
+        self.model = make_fusion(cfg.fusion, self.dims_, seed=cfg.seed, n_classes=max(len(self.classes_), 2),
+                                 head=self.head_, hidden=cfg.hidden, dropout=cfg.dropout)
 
         def sub(d, r):
             return {m: v[r] for m, v in d.items()}
 
-        res = train_model(self.model, sub(X, tr), mask[tr], y[tr], t[tr], e[tr], task=cfg.task, epochs=cfg.epochs,
+        res = train_model(self.model, sub(X, tr), mask[tr], y[tr], t[tr], e[tr], task=self.task_, epochs=cfg.epochs,
                           lr=cfg.lr, weight_decay=cfg.weight_decay, survival_weight=cfg.survival_weight,
                           p_modality_dropout=cfg.modality_dropout, val=(sub(X, va), mask[va], y[va], t[va], e[va]),
                           patience=cfg.patience, seed=cfg.seed, progress=cfg.progress)
         self.history_ = res.history
-        self.risk_cuts_ = np.quantile(predict_model(self.model, sub(X, tr), mask[tr])["risk"], [1 / 3, 2 / 3])
+        self.risk_cuts_ = (np.quantile(predict_model(self.model, sub(X, tr), mask[tr])["risk"], [1 / 3, 2 / 3])
+                           if self.task_ != "diagnosis" else np.full(2, np.nan))
         self.fit_notes_ = notes
         return self
 
@@ -373,8 +439,10 @@ class OncoLabSystem:
         Returns
         -------
         DataFrame
-            Columns ``p_<class>``, ``predicted``, ``risk``, ``risk_group``, ``w_<modality>``
-            (for fusions with modality weights), ``modalities_used``, ``warnings``.
+            Columns ``p_<class>`` and ``predicted`` (when the system learnt a diagnosis),
+            ``risk`` and ``risk_group`` (when it learnt survival: tertiles of the training
+            patients' risk), ``w_<modality>`` (for fusions with modality weights),
+            ``modalities_used``, ``warnings``.
         """
         from ..fusion import predict_model
 
@@ -382,7 +450,7 @@ class OncoLabSystem:
         _check_on_bad_image(on_bad_image)
         if missing_modalities not in ("error", "mask"):
             raise ValueError(f"missing_modalities must be 'error' or 'mask', got {missing_modalities!r}")
-        cohort = self._check_cohort(cohort_from_patient(data) if isinstance(data, Patient) else data)
+        cohort = self._check_cohort(cohort_from_patient(data, self.classes_) if isinstance(data, Patient) else data)
         inputs = inputs if inputs is not None else self.read(cohort, on_bad_image)
         lacking = [m for m in self.modalities_ if m not in inputs.raw]
         if lacking and missing_modalities == "error" and not isinstance(data, Patient):
@@ -396,10 +464,14 @@ class OncoLabSystem:
         if none.any():
             raise ValueError(f"patient {cohort.ids[int(np.argmax(none))]} has none of the modalities {self.modalities_}")
         out = predict_model(self.model, X, mask)
-        df = pd.DataFrame(out["proba"], index=cohort.ids, columns=[f"p_{c}" for c in self.classes_])
-        df["predicted"] = np.asarray(self.classes_)[out["proba"].argmax(1)]
-        df["risk"] = out["risk"]
-        df["risk_group"] = np.asarray(RISK_GROUPS)[np.searchsorted(self.risk_cuts_, out["risk"])]
+        df = pd.DataFrame(index=cohort.ids)
+        if self.task_ != "survival":
+            for j, c in enumerate(self.classes_):
+                df[f"p_{c}"] = out["proba"][:, j]
+            df["predicted"] = np.asarray(self.classes_)[out["proba"].argmax(1)]
+        if self.task_ != "diagnosis":
+            df["risk"] = out["risk"]
+            df["risk_group"] = np.asarray(RISK_GROUPS)[np.searchsorted(self.risk_cuts_, out["risk"])]
         if "weights" in out:
             for j, m in enumerate(self.modalities_):
                 df[f"w_{m}"] = out["weights"][:, j]
@@ -431,15 +503,27 @@ class OncoLabSystem:
         -------
         DataFrame
             One row per metric: ``metric, value, ci_low, ci_high, n`` and ``note`` (the
-            :attr:`label_note`, or empty).
+            :attr:`label_note`, or empty). Only the heads the system learnt are scored: the
+            diagnosis metrics (accuracy, macro precision, recall, F1 and AUC) when it learnt a
+            diagnosis, the C-index when it learnt survival.
         """
         from ..metrics import bootstrap_metrics
 
         pred = self.predict(cohort, on_bad_image=on_bad_image, inputs=inputs)
-        proba = pred[[f"p_{c}" for c in self.classes_]].to_numpy()
         lab = cohort.labels
-        tab = bootstrap_metrics(cohort.y, proba, lab["time"].to_numpy(float), lab["event"].to_numpy(bool),
-                                pred["risk"].to_numpy(), n_boot=n_boot, seed=self.config.seed if seed is None else seed)
+        seed = self.config.seed if seed is None else seed
+        surv = (lab["time"].to_numpy(float), lab["event"].to_numpy(bool)) if self.task_ != "diagnosis" else None
+        if self.task_ != "survival":
+            proba = pred[[f"p_{c}" for c in self.classes_]].to_numpy()
+            tab = bootstrap_metrics(cohort.y, proba, *(surv or (None, None)),
+                                    None if surv is None else pred["risk"].to_numpy(), n_boot=n_boot, seed=seed)
+        else:
+            from ..metrics import bootstrap_ci
+            from ..survival import harrell_c
+
+            value, lo, hi = bootstrap_ci(lambda te, r: harrell_c(te[0], te[1], r), surv, pred["risk"].to_numpy(),
+                                         n_boot=n_boot, seed=seed)
+            tab = pd.DataFrame([{"metric": "c_index", "value": value, "ci_low": lo, "ci_high": hi, "n": len(pred)}])
         tab["note"] = self.label_note or ""
         return tab
 
@@ -471,7 +555,8 @@ class OncoLabSystem:
             arrays.update({f"stage.{m}.{k}": np.ascontiguousarray(np.asarray(v)) for k, v in a.items()})
         arrays["risk_cuts"] = np.asarray(self.risk_cuts_, np.float64)
         meta = {"format": "oncolab-system", "format_version": FORMAT_VERSION, "config": self.config.to_dict(),
-                "modalities": self.modalities_, "dims": self.dims_, "stages": stage_cfg, "classes": self.classes_}
+                "modalities": self.modalities_, "dims": self.dims_, "stages": stage_cfg, "classes": self.classes_,
+                "task": self.task_, "head": self.head_}
         tmp = path / "model.safetensors.partial"
         save_file(arrays, str(tmp))
         os.replace(tmp, path / "model.safetensors")
@@ -530,6 +615,7 @@ class OncoLabSystem:
             sys_ = cls(meta["config"])
             sys_.modalities_ = list(meta["modalities"])
             sys_.classes_ = list(meta["classes"])
+            sys_.task_, sys_.head_ = meta["task"], meta["head"]
             sys_.dims_ = {m: int(meta["dims"][m]) for m in sys_.modalities_}
             if set(meta["stages"]) != set(sys_.modalities_):
                 raise ValueError(f"stages {sorted(meta['stages'])} do not match modalities {sys_.modalities_}")
@@ -540,8 +626,8 @@ class OncoLabSystem:
                     sc, {k[len(pre):]: v for k, v in arrays.items() if k.startswith(pre)})
             sys_.risk_cuts_ = arrays["risk_cuts"]
             c = sys_.config
-            model = make_fusion(c.fusion, sys_.dims_, seed=c.seed, n_classes=len(sys_.classes_), head=c.head,
-                                hidden=c.hidden, dropout=c.dropout)
+            model = make_fusion(c.fusion, sys_.dims_, seed=c.seed, n_classes=max(len(sys_.classes_), 2),
+                                head=sys_.head_, hidden=c.hidden, dropout=c.dropout)
             model.load_state_dict({k[len("fusion."):]: torch.from_numpy(v) for k, v in arrays.items()
                                    if k.startswith("fusion.")}, strict=True)
         except (KeyError, TypeError, RuntimeError, ValueError) as e:

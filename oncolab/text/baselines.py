@@ -53,7 +53,7 @@ def tfidf_model(C: float = 10.0, ngram_range: tuple[int, int] = (1, 2), min_df: 
     Parameters
     ----------
     C : float
-        Inverse strength of the L2 penalty of the logistic regression.
+        As in :func:`numeric_panel_model`.
     ngram_range : tuple of int
         Smallest and largest number of words in a term.
     min_df : int
@@ -74,16 +74,16 @@ def tfidf_model(C: float = 10.0, ngram_range: tuple[int, int] = (1, 2), min_df: 
 def embedding_model(C: float = 1.0) -> Pipeline:
     """Probe for embeddings: standardise each dimension then logistic regression.
 
-    Taught in chapter 6.
+    Taught in chapter 6, where it reads the embeddings of the lab narratives.
 
     Parameters
     ----------
     C : float
-        Inverse strength of the L2 penalty of the logistic regression.
+        As in :func:`numeric_panel_model`.
 
     Returns
     -------
     sklearn.pipeline.Pipeline
-        Unfitted; fit it on an (n, d) array of embeddings and the diagnoses.
+        Unfitted, to be fitted on an (n, d) array of embeddings and the diagnoses.
     """
     return make_pipeline(StandardScaler(), _logreg(C))

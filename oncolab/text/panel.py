@@ -14,15 +14,20 @@ A value may be given as a number (in the panel's unit), as ``(number, unit)``, o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from oncolab.data.labs import BIOMARKERS, Biomarker, biomarker, flag_value, reference_range
+from oncolab.data.labs import (
+    BIOMARKERS,
+    biomarker,
+    flag_value,
+    is_missing,
+    reference_range,
+    to_canonical,
+)
 
 __all__ = [
     "LabResult",
@@ -33,69 +38,6 @@ __all__ = [
     "is_missing",
     "to_canonical",
 ]
-
-# A value far outside the reference range in the panel's unit (above 3x the upper limit or
-# below a fifth of the lower one), which lands inside the range once converted from another
-# known unit, was almost surely given in that other unit.
-_TOO_LARGE, _TOO_SMALL = 3.0, 5.0
-
-
-def is_missing(value: Any) -> bool:
-    """True for ``None`` and NaN: the test was not done (or not reported)."""
-    if value is None:
-        return True
-    try:
-        return bool(math.isnan(float(value)))
-    except (TypeError, ValueError):
-        return False
-
-
-def _suspect_unit(b: Biomarker, value: float) -> tuple[str, float] | None:
-    """The unit a value was probably given in, when it is implausible in ``b.unit``."""
-    if not (value > b.high * _TOO_LARGE or value < b.low / _TOO_SMALL):
-        return None
-    for unit, factor in b.conversions:
-        converted = value * factor
-        if b.low / 2 <= converted <= b.high * 2:
-            return unit, converted
-    return None
-
-
-def to_canonical(name: str, value: Any, unit: str | None = None) -> float:
-    """The value of biomarker ``name`` in the panel's unit (NaN when missing).
-
-    ``unit=None`` means the value is already in the panel's unit. A unit listed in the
-    biomarker's ``conversions`` is converted; any other unit raises a ValueError naming it
-    and the units that are understood. Negative values raise. A value that is implausible in
-    the stated unit but plausible in another known one (calcium 9.6 "mmol/L", which is
-    9.6 mg/dL = 2.40 mmol/L) raises too, saying which unit it was probably in. A converted
-    value is rounded to one decimal more than the biomarker's usual precision.
-    """
-    b = biomarker(name)
-    if is_missing(value):
-        return float("nan")
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise TypeError(f"{name}: a value must be a number (or NaN/None), got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name}: a value must be finite, got {value}")
-    if value < 0:
-        raise ValueError(f"{name}: a concentration cannot be negative, got {value} {unit or b.unit}")
-    known = {b.unit: 1.0, **dict(b.conversions)}
-    if unit is not None and unit not in known:
-        raise ValueError(f"{name}: unit {unit!r} is not understood; expected one of {list(known)}")
-    factor = known[unit] if unit is not None else 1.0
-    # a converted value keeps one decimal more than the panel reports (9.6 mg/dL -> 2.395)
-    converted = round(value * factor, b.decimals + 1) if factor != 1.0 else value
-    suspect = _suspect_unit(b, converted)
-    if suspect is not None:
-        raise ValueError(
-            f"{name}: {value} {unit or b.unit} is not plausible; it looks like a value in "
-            f"{suspect[0]} (= {suspect[1]:.4g} {b.unit}). Give the unit explicitly, "
-            f"e.g. ({value}, {suspect[0]!r})."
-        )
-    return converted
-
 
 def check_panel(panel: Mapping[str, Any] | pd.Series) -> dict[str, float]:
     """Validate a panel and return ``{name: value in the panel's unit}`` for every biomarker.

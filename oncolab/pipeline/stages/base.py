@@ -41,8 +41,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-__all__ = ["CrossFittedStage", "Inputs", "Stage", "Targets", "crossfit_folds", "load_torch", "log_proba", "prefixed",
-           "present", "subset_raw", "torch_arrays"]
+__all__ = ["CrossFittedStage", "Inputs", "Stage", "Targets", "check_image", "crossfit_folds", "load_torch", "log_proba",
+           "prefixed", "present", "read_images", "subset_raw", "torch_arrays"]
 
 
 @dataclass
@@ -99,6 +99,82 @@ def subset_raw(value, positions):
     if value is None or np.isscalar(value):
         return value
     return np.asarray(value)[positions]
+
+
+def check_image(img, what: str, ndim: int) -> np.ndarray:
+    """``img`` as an array if it is a finite image of ``ndim`` dimensions (3 channels when 3-D).
+
+    Parameters
+    ----------
+    img : array-like
+        The image.
+    what : str
+        What it is, for the error message.
+    ndim : int
+        2 (grayscale) or 3 (RGB).
+
+    Returns
+    -------
+    ndarray
+    """
+    img = np.asarray(img)
+    if img.ndim != ndim or img.size == 0 or not np.isfinite(img.astype(float)).all():
+        shape = "(H, W)" if ndim == 2 else "(H, W, 3)"
+        raise ValueError(f"{what} must be a finite {shape} image, got shape {img.shape}")
+    if ndim == 3 and img.shape[2] != 3:
+        raise ValueError(f"{what} must have 3 colour channels, got shape {img.shape}")
+    return img
+
+
+def read_images(cohort, modality: str, config, describe=None, on_bad_image: str = "raise"):
+    """Every patient's image of ``modality`` (one at a time), optionally described, with the usable mask.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        The patients; an image is read only for a patient whose ``presence`` says it exists.
+    modality : {"radiograph", "pathology"}
+        Which image (the radiograph, or the slide region).
+    config : SystemConfig
+        For the progress bar.
+    describe : callable, optional
+        Applied to each image right after it is read (e.g. tile features), so that only the
+        description is kept in memory.
+    on_bad_image : {"raise", "mask"}
+        A corrupt image raises a ValueError naming the patient, or is masked and noted.
+
+    Returns
+    -------
+    tuple
+        ``(values, usable, notes)``: an object array (None where absent), a bool array and
+        the notes ``"<patient id>: <modality> masked (<why>)"``.
+    """
+    what, ndim, read = {"radiograph": ("radiograph", 2, cohort.radiograph),
+                        "pathology": ("slide region", 3, cohort.slide)}[modality]
+    n = len(cohort)
+    out = np.empty(n, dtype=object)
+    usable = np.zeros(n, bool)
+    notes: list[str] = []
+    has = cohort.images is not None and modality in cohort.modalities
+    pres = cohort.presence[modality].to_numpy(bool) if modality in cohort.presence else np.ones(n, bool)
+    it = range(n)
+    if has and config.progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=f"{modality} images", leave=False)
+    for i in it if has else ():
+        if not pres[i]:
+            continue
+        pid = cohort.ids[i]
+        try:
+            img = check_image(read(pid), what, ndim)
+            out[i] = img if describe is None else describe(img)
+            usable[i] = True
+        except (ValueError, TypeError, OSError) as e:
+            if on_bad_image == "raise":
+                raise ValueError(f"patient {pid}: bad {modality} image ({e})") from e
+            notes.append(f"{pid}: {modality} masked ({e})")
+    return out, usable, notes
 
 
 def present(values) -> np.ndarray:

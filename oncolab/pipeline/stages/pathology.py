@@ -16,37 +16,14 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import CrossFittedStage, Stage, present
-from .radiograph import check_image
+from .base import CrossFittedStage, Stage, present, read_images
 
 __all__ = ["PathologyMIL", "PathologyMeasurements", "read_slides"]
 
 
 def read_slides(cohort, config, describe, on_bad_image: str = "raise"):
     """``describe(region)`` for every patient's slide region (object array), the usable mask and notes."""
-    n = len(cohort)
-    out = np.empty(n, dtype=object)
-    usable = np.zeros(n, bool)
-    notes: list[str] = []
-    has = cohort.images is not None and "pathology" in cohort.modalities
-    pres = cohort.presence["pathology"].to_numpy(bool) if "pathology" in cohort.presence else np.ones(n, bool)
-    it = range(n)
-    if has and config.progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="slide regions", leave=False)
-    for i in it if has else ():
-        if not pres[i]:
-            continue
-        pid = cohort.ids[i]
-        try:
-            out[i] = describe(check_image(cohort.slide(pid), "slide region", 3))
-            usable[i] = True
-        except (ValueError, TypeError, OSError) as e:
-            if on_bad_image == "raise":
-                raise ValueError(f"patient {pid}: bad pathology image ({e})") from e
-            notes.append(f"{pid}: pathology masked ({e})")
-    return out, usable, notes
+    return read_images(cohort, "pathology", config, describe, on_bad_image)
 
 
 class PathologyMeasurements(Stage):

@@ -33,21 +33,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import CrossFittedStage, Stage, Targets, prefixed, present
+from .base import CrossFittedStage, Stage, Targets, prefixed, present, read_images
 
-__all__ = ["DETECTORS", "AnnotatedBoxes", "FinderBoxes", "RadiographCNN", "RadiographMeasurements", "YoloBoxes",
-           "check_image", "read_radiographs"]
-
-
-def check_image(img, what: str, ndim: int) -> np.ndarray:
-    """``img`` as an array if it is a finite image of ``ndim`` dimensions (3 channels when 3-D)."""
-    img = np.asarray(img)
-    if img.ndim != ndim or img.size == 0 or not np.isfinite(img.astype(float)).all():
-        shape = "(H, W)" if ndim == 2 else "(H, W, 3)"
-        raise ValueError(f"{what} must be a finite {shape} image, got shape {img.shape}")
-    if ndim == 3 and img.shape[2] != 3:
-        raise ValueError(f"{what} must have 3 colour channels, got shape {img.shape}")
-    return img
+__all__ = ["DETECTORS", "AnnotatedBoxes", "Detector", "FinderBoxes", "RadiographCNN", "RadiographMeasurements",
+           "YoloBoxes", "read_radiographs"]
 
 
 def read_radiographs(cohort, config, on_bad_image: str = "raise"):
@@ -56,28 +45,7 @@ def read_radiographs(cohort, config, on_bad_image: str = "raise"):
     With the ``annotated`` detector the cohort's ``boxes`` table is read too (the named
     exception, see the module docstring); otherwise no label table is read.
     """
-    n = len(cohort)
-    images = np.empty(n, dtype=object)
-    usable = np.zeros(n, bool)
-    notes: list[str] = []
-    has = cohort.images is not None and "radiograph" in cohort.modalities
-    pres = cohort.presence["radiograph"].to_numpy(bool) if "radiograph" in cohort.presence else np.ones(n, bool)
-    it = range(n)
-    if has and config.progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc="radiographs", leave=False)
-    for i in it if has else ():
-        if not pres[i]:
-            continue
-        pid = cohort.ids[i]
-        try:
-            images[i] = check_image(cohort.radiograph(pid), "radiograph", 2)
-            usable[i] = True
-        except (ValueError, TypeError, OSError) as e:
-            if on_bad_image == "raise":
-                raise ValueError(f"patient {pid}: bad radiograph image ({e})") from e
-            notes.append(f"{pid}: radiograph masked ({e})")
+    images, usable, notes = read_images(cohort, "radiograph", config, on_bad_image=on_bad_image)
     raw = {"images": images}
     if config.detector == "annotated":
         if "boxes" not in cohort.tables:
@@ -90,7 +58,39 @@ def read_radiographs(cohort, config, on_bad_image: str = "raise"):
 # --------------------------------------------------------------------------------------------
 # detectors
 # --------------------------------------------------------------------------------------------
-class AnnotatedBoxes:
+class Detector:
+    """A detector trained on the training patients' annotated boxes, predicting from images alone.
+
+    Subclasses implement ``fit``, ``find(images) -> (boxes (n, 4), found (n,))``, ``state`` and
+    ``from_state``; :meth:`predict` handles absent images and patients where nothing was found
+    (the box becomes the whole image, and a note says so).
+    """
+
+    name = ""
+    reads_labels_at_prediction = False
+
+    def find(self, images: list) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def predict(self, raw: dict) -> tuple[np.ndarray, list[tuple[int, str]]]:
+        """Boxes ``(n, 4)`` (NaN where no image) and ``(position, note)`` pairs."""
+        images = raw["images"]
+        boxes = np.full((len(images), 4), np.nan)
+        notes: list[tuple[int, str]] = []
+        idx = np.flatnonzero(present(images))
+        if len(idx):
+            found_boxes, found = self.find([images[i] for i in idx])
+            for i, b, ok in zip(idx, found_boxes, found):
+                if ok:
+                    boxes[i] = b
+                else:
+                    h, w = images[i].shape[:2]
+                    boxes[i] = (0, 0, w, h)
+                    notes.append((int(i), "no lesion found: window centred on the image"))
+        return boxes, notes
+
+
+class AnnotatedBoxes(Detector):
     """The annotated box of every patient, at fit *and* at prediction (a label: see the module docstring)."""
 
     name = "annotated"
@@ -116,19 +116,10 @@ class AnnotatedBoxes:
         return cls()
 
 
-def _fallback(images, idx, found, boxes, notes):
-    for i, ok in zip(idx, found):
-        if not ok:
-            h, w = images[i].shape[:2]
-            boxes[i] = (0, 0, w, h)
-            notes.append((int(i), "no lesion found: window centred on the image"))
-
-
-class FinderBoxes:
+class FinderBoxes(Detector):
     """Boxes from the hand-made :class:`oncolab.detection.LesionFinder`, tuned on training boxes."""
 
     name = "finder"
-    reads_labels_at_prediction = False
 
     def __init__(self, finder=None):
         self.finder = finder
@@ -141,18 +132,10 @@ class FinderBoxes:
             raise ValueError(f"the lesion finder needs annotated boxes of at least 2 training patients, got {len(rows)}")
         self.finder = LesionFinder().fit([raw["images"][i] for i in rows], boxes[rows])
 
-    def predict(self, raw: dict) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    def find(self, images: list) -> tuple[np.ndarray, np.ndarray]:
         if self.finder is None:
             raise RuntimeError("the lesion finder is not fitted")
-        images = raw["images"]
-        boxes = np.full((len(images), 4), np.nan)
-        notes: list[tuple[int, str]] = []
-        idx = np.flatnonzero(present(images))
-        if len(idx):
-            b, found = self.finder.predict([images[i] for i in idx])
-            boxes[idx] = b
-            _fallback(images, idx, found, boxes, notes)
-        return boxes, notes
+        return self.finder.predict(images)
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         c, a = self.finder.state()
@@ -179,11 +162,10 @@ def _quiet_ultralytics(quiet: bool):
         LOGGER.setLevel(level)
 
 
-class YoloBoxes:
+class YoloBoxes(Detector):
     """Boxes from YOLO11n trained from scratch on the training patients (chapter 3)."""
 
     name = "yolo"
-    reads_labels_at_prediction = False
 
     def __init__(self, epochs: int = 12, imgsz: int = 96, yolo=None):
         self.epochs, self.imgsz, self.yolo = int(epochs), int(imgsz), yolo
@@ -209,21 +191,12 @@ class YoloBoxes:
         self.yolo = det
         self._state = det.state()
 
-    def predict(self, raw: dict) -> tuple[np.ndarray, list[tuple[int, str]]]:
+    def find(self, images: list) -> tuple[np.ndarray, np.ndarray]:
         if self.yolo is None:
             raise RuntimeError("the YOLO detector is not fitted")
-        images = raw["images"]
-        boxes = np.full((len(images), 4), np.nan)
-        notes: list[tuple[int, str]] = []
-        idx = np.flatnonzero(present(images))
-        if len(idx):
-            dets = self.yolo.predict([images[i] for i in idx], conf=0.05, max_det=1)
-            found = np.array([len(d) > 0 for d in dets])
-            for i, d in zip(idx, dets):
-                if len(d):
-                    boxes[i] = d.best()
-            _fallback(images, idx, found, boxes, notes)
-        return boxes, notes
+        dets = self.yolo.predict(images, conf=0.05, max_det=1)
+        found = np.array([len(d) > 0 for d in dets])
+        return np.array([d.best() if len(d) else (np.nan,) * 4 for d in dets], float).reshape(-1, 4), found
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         c, a = self._state

@@ -42,9 +42,14 @@ def read_table(cohort, table: str):
 
 
 class TransformerStage(Stage):
-    """A stage made of one :mod:`oncolab.features` transformer fitted on the training rows."""
+    """A stage made of one :mod:`oncolab.features` transformer fitted on the training rows.
+
+    A subclass names its table (``table``) and the transformer class of :mod:`oncolab.features`
+    (``transformer_name``); :meth:`new_transformer` builds it with :meth:`transformer_options`.
+    """
 
     table: ClassVar[str] = ""
+    transformer_name: ClassVar[str] = ""
 
     def __init__(self, transformer=None):
         self.transformer = transformer
@@ -53,12 +58,20 @@ class TransformerStage(Stage):
     def read(cls, cohort, config, on_bad_image: str = "raise"):
         return read_table(cohort, cls.table)
 
-    def new_transformer(self):
-        raise NotImplementedError
-
     @classmethod
     def transformer_class(cls):
-        raise NotImplementedError
+        """The :mod:`oncolab.features` class named by ``transformer_name``."""
+        from ... import features
+
+        return getattr(features, cls.transformer_name)
+
+    def transformer_options(self) -> dict:
+        """Keyword arguments of a new transformer."""
+        return {}
+
+    def new_transformer(self):
+        """A new, unfitted transformer."""
+        return self.transformer_class()(**self.transformer_options())
 
     def fit_transform(self, raw, rows, targets):
         self.transformer = self.new_transformer().fit(raw.iloc[rows])
@@ -88,23 +101,20 @@ class LabsNumeric(TransformerStage):
     modality: ClassVar[str] = "labs"
     name: ClassVar[str] = "numeric"
     table: ClassVar[str] = "labs"
-
-    @classmethod
-    def transformer_class(cls):
-        from ...features import LabFeatures
-
-        return LabFeatures
-
-    def new_transformer(self):
-        return self.transformer_class()()
+    transformer_name: ClassVar[str] = "LabFeatures"
 
 
 class GenesPCA(TransformerStage):
-    """Gene counts -> log-CPM -> per-gene standardisation -> PCA (``gene_components``)."""
+    """Gene counts -> log-CPM -> per-gene standardisation -> PCA (``gene_components``).
+
+    A cohort whose ``meta["gene_values"]`` is ``"log_expression"`` (microarray-like values,
+    already on a log scale) skips the log-CPM step (:class:`oncolab.features.GeneFeatures`).
+    """
 
     modality: ClassVar[str] = "genes"
     name: ClassVar[str] = "pca"
     table: ClassVar[str] = "genes"
+    transformer_name: ClassVar[str] = "GeneFeatures"
 
     def __init__(self, components: int = 16, transformer=None):
         super().__init__(transformer)
@@ -115,20 +125,35 @@ class GenesPCA(TransformerStage):
         return cls(config.gene_components)
 
     @classmethod
-    def transformer_class(cls):
-        from ...features import GeneFeatures
+    def read(cls, cohort, config, on_bad_image: str = "raise"):
+        """The genes table and what its values are (``{"table": DataFrame, "values": str or None}``).
 
-        return GeneFeatures
+        ``values`` is the cohort's ``meta["gene_values"]``; None where the cohort does not say
+        (a cohort made from one patient): counts when fitting, the fitted kind when predicting.
+        """
+        table, usable, notes = read_table(cohort, "genes")
+        if table is None:
+            return None, usable, notes
+        return {"table": table, "values": cohort.meta.get("gene_values")}, usable, notes
 
-    def new_transformer(self):
-        return self.transformer_class()(n_components=self.components, whiten=True)
+    def transformer_options(self) -> dict:
+        return {"n_components": self.components, "whiten": True}
 
     def fit_transform(self, raw, rows, targets):
-        transformer = self.new_transformer()
+        transformer = self.new_transformer().set_params(values=raw["values"] or "counts")
+        table = raw["table"]
         if transformer.n_components is not None:   # no more components than patients or genes
-            transformer.set_params(n_components=min(transformer.n_components, len(rows), raw.shape[1]))
-        self.transformer = transformer.fit(raw.iloc[rows])
+            transformer.set_params(n_components=min(transformer.n_components, len(rows), table.shape[1]))
+        self.transformer = transformer.fit(table.iloc[rows])
         return self.transform(raw)
+
+    def transform(self, raw):
+        if self.transformer is None:
+            raise RuntimeError(f"the genes {self.name!r} stage is not fitted")
+        if raw["values"] not in (None, self.transformer.values):
+            raise ValueError(f"this cohort's gene values are {raw['values']!r}, but the genes stage was fitted on "
+                             f"{self.transformer.values!r} (cohort.json 'gene_values')")
+        return np.asarray(self.transformer.transform(raw["table"]), float)
 
     def settings(self) -> dict:
         return {"components": self.components}
@@ -139,8 +164,8 @@ class GenesScaled(GenesPCA):
 
     name: ClassVar[str] = "scaled"
 
-    def new_transformer(self):
-        return self.transformer_class()(n_components=None)
+    def transformer_options(self) -> dict:
+        return {"n_components": None}
 
 
 class ClinicalOneHot(TransformerStage):
@@ -149,15 +174,7 @@ class ClinicalOneHot(TransformerStage):
     modality: ClassVar[str] = "clinical"
     name: ClassVar[str] = "onehot"
     table: ClassVar[str] = "clinical"
-
-    @classmethod
-    def transformer_class(cls):
-        from ...features import ClinicalFeatures
-
-        return ClinicalFeatures
-
-    def new_transformer(self):
-        return self.transformer_class()()
+    transformer_name: ClassVar[str] = "ClinicalFeatures"
 
 
 class LabsText(Stage):
