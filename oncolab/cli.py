@@ -97,6 +97,11 @@ def cmd_run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     config = config_from_args(args, preset(args.preset), progress=not args.quiet)
     cohort = _load_data(args.data) if args.data else _cohort(args)
+    if args.modalities is None:   # by default, every modality of the preset that the cohort has
+        have = tuple(m for m in config.modalities if m in cohort.modalities)
+        if not have:
+            raise SystemExit(f"error: the cohort has none of the modalities {list(config.modalities)}")
+        config = config.replace(modalities=have)
     print(f"cohort: {cohort!r}")
     parts = train_val_test_split(outcome_strata(cohort), seed=config.seed)  # patient-level, stratified
     train = np.sort(np.concatenate([parts["train"], parts["val"]]))

@@ -134,7 +134,11 @@ class _Table:
     lines: list[int]
 
     def line_of(self) -> dict[str, int]:
-        return dict(zip(self.ids, self.lines))
+        """The line of each patient's first row."""
+        out: dict[str, int] = {}
+        for pid, line in zip(self.ids, self.lines):
+            out.setdefault(pid, line)
+        return out
 
     def text(self, column: str) -> list[str]:
         """A column's cells without surrounding spaces (numbers are read with them)."""
@@ -204,11 +208,11 @@ def _read_table(folder: Path, name: str, report: _Report) -> _Table | None:
         if not pid:
             report.error(file, line, "patient_id is empty; expected the patient's id", kind="an empty patient_id")
             continue
-        if pid in first:
+        if pid in first:   # reported, and its cells still checked below (every problem at once)
             report.error(file, line, f"patient {pid!r} appears again (first on line {first[pid]}); "
                                      "expected one row per patient", kind="a patient listed twice")
-            continue
-        first[pid] = line
+        else:
+            first[pid] = line
         ids.append(pid)
         lines.append(line)
         rows.append(row)
@@ -279,7 +283,9 @@ def _warn_missing(table: _Table, report: _Report, columns: list[str], what: str)
 
 
 def _frame(table: _Table, data: dict[str, Any]) -> pd.DataFrame:
-    return pd.DataFrame(data, index=pd.Index(table.ids, name="patient_id", dtype=object))
+    """The checked columns as a table indexed by patient id (a repeated patient's later rows dropped)."""
+    df = pd.DataFrame(data, index=pd.Index(table.ids, name="patient_id", dtype=object))
+    return df[~df.index.duplicated(keep="first")]
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ Every radiograph stage first finds the lesion box with a *detector* chosen by na
 (``SystemConfig.detector``, one of :data:`DETECTORS`):
 
 * ``finder``: :class:`oncolab.detection.LesionFinder`, classical image processing whose few
-  parameters are tuned on the training patients' annotated boxes (milliseconds per image);
+  parameters are tuned on the training patients' annotated boxes (milliseconds per image; a
+  cohort without annotated boxes gets its default settings);
 * ``yolo``: YOLO11n trained from scratch on the training patients (minutes);
 * ``annotated``: the cohort's annotated box, *also for the patients it predicts*. That box
   is a label (a reader marked the lesion), so this detector is the one deliberate exception
@@ -128,9 +129,9 @@ class FinderBoxes(Detector):
         from ...detection import LesionFinder
 
         rows = np.array([r for r in rows if np.isfinite(boxes[r]).all()], int)
-        if len(rows) < 2:
-            raise ValueError(f"the lesion finder needs annotated boxes of at least 2 training patients, got {len(rows)}")
-        self.finder = LesionFinder().fit([raw["images"][i] for i in rows], boxes[rows])
+        # with annotated training boxes its settings are tuned on them; without, its defaults are used
+        self.finder = (LesionFinder().fit([raw["images"][i] for i in rows], boxes[rows]) if len(rows) >= 2
+                       else LesionFinder(seed=seed))
 
     def find(self, images: list) -> tuple[np.ndarray, np.ndarray]:
         if self.finder is None:
