@@ -18,7 +18,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_scripts.packaged import convert_packaged  # noqa: E402
-
 from oncolab.cli import main  # noqa: E402
 from oncolab.data import export_cohort, load_cohort, synthetic_cohort  # noqa: E402
 from oncolab.pipeline import OncoLabSystem  # noqa: E402
