@@ -7,13 +7,15 @@ STAMP  := $(VENV)/.oncolab-installed
 KERNEL := oncolab
 export PYTHONHASHSEED := 0
 
-.PHONY: setup book test test-fast browser browser-deps lint student clean help
+.PHONY: setup book test test-fast browser browser-deps lint student student-book clean help
 help:
 	@echo "make setup   create .venv from requirements-lock.txt and register the '$(KERNEL)' kernel"
 	@echo "make book    execute every chapter and build the HTML book into _build/html"
 	@echo "make test    unit tests + every chapter executed with SMOKE=True + book build"
 	@echo "make browser open the built book (make book) in headless Chromium and check every page"
-	@echo "make student write student versions of the chapters (solutions as stubs) to student/"
+	@echo "make student write the student notebooks (chapters and assignments: stubs + checks) to student/"
+	@echo "             and the assignments' autograders and reference solutions to autograder/"
+	@echo "make student-book  build the student edition of the book (no solutions) into _build/student-book"
 	@echo "make lint    ruff"
 	@echo "make clean   remove build outputs (keeps .venv)"
 
@@ -50,8 +52,18 @@ test: $(STAMP) browser-deps
 browser: $(STAMP) browser-deps
 	ONCOLAB_HTML=$(CURDIR)/_build/html $(PY) -m pytest tests/test_browser.py
 
+# Student editions. student/ is what students get (chapters and assignments, no answer);
+# autograder/ is the instructor's (hidden tests, reference solutions): never hand it out.
 student: $(STAMP)
 	$(PY) tools/chapters.py student student/
+	$(PY) assignments/coursework.py build --student student/assignments --autograder autograder
+
+# The book without solutions: chapters from `make book`'s cache (or the tests' _build/smoke) keep
+# their outputs; a chapter found in neither is executed.
+student-book: $(STAMP)
+	$(PY) tools/chapters.py student-book _build/student-book/src --cache _build/.jupyter_cache --executed _build/smoke
+	$(VENV)/bin/jupyter-book build _build/student-book/src --path-output _build/student-book --builder html
+	@echo "open _build/student-book/_build/html/index.html"
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not chapter and not book"

@@ -15,7 +15,7 @@ from . import env as env
 __version__ = "0.1.0"
 
 _SUBMODULES = ("data", "features", "detection", "vision", "text", "omics", "survival", "fusion", "explain",
-               "metrics", "training", "pipeline", "baselines", "distributed", "plotting", "cli")
+               "metrics", "training", "pipeline", "baselines", "distributed", "plotting", "course", "cli")
 
 
 def __getattr__(name: str):

@@ -51,14 +51,55 @@ MODES = ("single", "manual", "ddp")
 
 
 def shard(indices, rank: int, world_size: int) -> np.ndarray:
-    """Rank ``rank``'s share of ``indices``: every ``world_size``-th item from ``rank`` on."""
+    """Rank ``rank``'s share of ``indices``: every ``world_size``-th item from ``rank`` on.
+
+    Taught in chapter 15. The shares of all ranks are disjoint and together hold every item.
+
+    Parameters
+    ----------
+    indices : array-like
+        The items to share out.
+    rank : int
+        This process's rank, in ``[0, world_size)``.
+    world_size : int
+        Number of processes, >= 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``indices[rank::world_size]``.
+
+    Raises
+    ------
+    ValueError
+        When ``world_size < 1`` or ``rank`` is outside ``[0, world_size)``.
+    """
     if world_size < 1 or not 0 <= rank < world_size:
         raise ValueError(f"rank must lie in [0, world_size) with world_size >= 1, got rank={rank}, world_size={world_size}")
     return np.asarray(indices)[rank::world_size]
 
 
 def average_gradients(model: nn.Module) -> None:
-    """All-reduce (sum) every parameter's gradient across ranks and divide by the world size."""
+    """All-reduce (sum) every parameter's gradient across ranks and divide by the world size.
+
+    Taught in chapter 15 (what ``DistributedDataParallel`` does, by hand). Parameters without
+    a gradient are skipped.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The rank's copy of the model, after ``backward``.
+
+    Returns
+    -------
+    None
+        The gradients are changed in place: every rank ends with the mean gradient.
+
+    Raises
+    ------
+    RuntimeError
+        When no process group is initialised.
+    """
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError("average_gradients needs an initialised process group (torch.distributed.init_process_group)")
     world = dist.get_world_size()
@@ -69,10 +110,39 @@ def average_gradients(model: nn.Module) -> None:
 
 
 def toy_problem(n: int = 64, n_tiles: int = 4, in_dim: int = 8, n_bins: int = 4, seed: int = 0):
-    """A small multi-scale survival job: bag features, (time, event), bins and a model factory.
+    """A small multi-scale survival job: bag features, time bins, events and a model factory.
 
-    Returns ``(x, mask, bin_idx, event, make_model)``; ``make_model()`` builds the same
-    :class:`~oncolab.vision.multiscale.CrossFusionSurv` (without dropout) on every call.
+    Survival times are exponential with a log hazard tied to the first feature, censored
+    uniformly between 5 and 20; the times are returned only as their bins
+    (:func:`oncolab.survival.time_bins`, :func:`oncolab.survival.bin_index`). ``make_model()``
+    builds the same :class:`~oncolab.vision.multiscale.CrossFusionSurv` (without dropout) on
+    every call. Taught in chapter 15.
+
+    Parameters
+    ----------
+    n : int, default 64
+        Patients.
+    n_tiles : int, default 4
+        Tiles per scale (three scales).
+    in_dim : int, default 8
+        Features per tile.
+    n_bins : int, default 4
+        Time bins wanted.
+    seed : int, default 0
+        Seeds the data and the model's initial weights.
+
+    Returns
+    -------
+    x : torch.Tensor of float32, shape (n, 3, n_tiles, in_dim)
+        The bags.
+    mask : torch.Tensor of bool, shape (n, n_tiles)
+        All True (every tile present).
+    bin_idx : torch.Tensor of int64, shape (n,)
+        Each patient's time bin.
+    event : torch.Tensor of bool, shape (n,)
+        True where the event was observed.
+    make_model : callable
+        Returns a fresh, identically initialised model.
     """
     from .survival.binning import bin_index, time_bins
     from .vision.multiscale import CrossFusionSurv
@@ -114,6 +184,11 @@ def global_batches(n: int, steps: int, global_batch: int, seed: int = 0) -> list
     -------
     list of numpy.ndarray of int
         One array of patient indices per step.
+
+    Raises
+    ------
+    ValueError
+        When ``global_batch`` is outside ``[1, n]``.
     """
     if not 1 <= global_batch <= n:
         raise ValueError(f"global_batch must lie in [1, n={n}], got {global_batch}")
@@ -135,9 +210,37 @@ def train(mode: str = "single", steps: int = 20, global_batch: int = 16, lr: flo
     the same batches (checked in the tests). (SGD with
     momentum, not Adam: Adam divides by the gradient's running size, which turns the
     rounding noise on parameters whose true gradient is zero, such as the attention's key
-    bias, into full-size steps.) Rank 0 writes
-    ``{"params": ..., "losses": ..., "seconds": ..., "world_size": ...}`` to ``out`` (JSON,
-    via a temporary file).
+    bias, into full-size steps.) Rank 0 writes the result to ``out`` (JSON, via a temporary
+    file). Taught in chapter 15.
+
+    Parameters
+    ----------
+    mode : {"single", "manual", "ddp"}, default "single"
+        How the gradients are combined, as above.
+    steps : int, default 20
+        SGD steps (momentum 0.9).
+    global_batch : int, default 16
+        Patients per step, all ranks together; divisible by the world size.
+    lr : float, default 0.05
+        Learning rate.
+    n : int, default 64
+        Patients of :func:`toy_problem`.
+    seed : int, default 0
+        Seeds the toy problem and the model; the batches use ``seed + 1``.
+    out : str or pathlib.Path, optional
+        JSON file rank 0 writes the result to.
+
+    Returns
+    -------
+    dict
+        ``mode``, ``world_size``, ``steps``, ``global_batch``, ``seconds`` (of the loop),
+        ``losses`` (this rank's loss at each step, on its share) and ``params`` (each
+        parameter flattened to a list).
+
+    Raises
+    ------
+    ValueError
+        When ``mode`` is unknown or ``global_batch`` is not divisible by the world size.
     """
     from .survival.losses import logistic_hazard_nll
 
@@ -191,8 +294,37 @@ def launch(nproc: int, mode: str, out: str | Path, steps: int = 20, global_batch
            n: int = 64, seed: int = 0, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``torchrun --nproc_per_node=nproc -m oncolab.distributed ...`` and wait for it.
 
-    ``torchrun`` is taken from the running Python's environment. Raises RuntimeError with
-    the processes' output when the job fails.
+    ``torchrun`` is taken from the running Python's environment (next to its executable). Each
+    process runs :func:`train` on one thread (``OMP_NUM_THREADS=1``). Taught in chapter 15.
+
+    Parameters
+    ----------
+    nproc : int
+        Processes to start, >= 1.
+    mode : {"single", "manual", "ddp"}
+        The mode of :func:`train`.
+    out : str or pathlib.Path
+        JSON file rank 0 writes the result to.
+    steps, global_batch, n, seed
+        As for :func:`train`.
+    timeout : float, default 300
+        Seconds before the job is killed.
+
+    Returns
+    -------
+    subprocess.CompletedProcess
+        The finished ``torchrun`` run (its output captured as text).
+
+    Raises
+    ------
+    ValueError
+        When ``nproc < 1``.
+    FileNotFoundError
+        When ``torchrun`` is not installed next to the running Python.
+    RuntimeError
+        When the job fails; the message holds the end of the processes' output.
+    subprocess.TimeoutExpired
+        When the job runs longer than ``timeout``.
     """
     if nproc < 1:
         raise ValueError(f"nproc must be a positive integer, got {nproc}")
@@ -216,7 +348,28 @@ class SlideTileStream(torch.utils.data.IterableDataset):
     Each rank (from ``torch.distributed`` when initialised, else ``rank`` / ``world_size``)
     and each ``DataLoader`` worker takes every ``(world_size * workers)``-th patient, so the
     patients are read once in all. Tiles are read from each slide's ``read_region`` as they
-    are needed: a process holds one bag at a time, never a slide.
+    are needed: a process holds one bag at a time, never a slide. Iterating yields
+    ``(position, bag)``: the patient's position in the cohort and a float32 tensor of shape
+    ``(len(levels), n_tiles, 18)`` (:func:`oncolab.vision.multiscale.slide_bag`). Taught in
+    chapter 15.
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort with slides (``cohort.slide(i)``), such as the prostate cohort.
+    positions : array-like of int
+        The patients to stream, as positions in the cohort.
+    n_tiles : int, default 8
+        Regions per slide.
+    levels : sequence of int, default (2, 1, 0)
+        Pyramid levels, from low to high magnification.
+    tile : int, default 32
+        Tile side in pixels.
+    seed : int, default 0
+        Patient ``i``'s regions are drawn with ``seed + i``.
+    rank, world_size : int, optional
+        This process's share; by default taken from ``torch.distributed`` when it is
+        initialised, else 0 and 1.
     """
 
     def __init__(self, cohort, positions, n_tiles: int = 8, levels=(2, 1, 0), tile: int = 32,

@@ -1,6 +1,7 @@
 """Environment: seeds, device, data folder, and the offline decision.
 
-Taught in chapter 1 ("Multimodal oncology data"), used by every chapter.
+Taught in chapter 1 ("Multimodal oncology data": seeds and the device), used by every chapter;
+chapter 3 takes the offline decision explicitly before it imports ultralytics.
 
 Importing :mod:`oncolab` changes nothing around it: it opens no connection, writes no file and
 sets no hub variable. The offline decision is taken later, by :func:`configure`, right before the
@@ -95,7 +96,8 @@ def network_available(refresh: bool = False) -> bool:
 
     ``ONCOLAB_OFFLINE`` answers without a probe. Otherwise the probe is one TCP connection to
     the Hugging Face hub with a one-second limit, run in a daemon thread so that a stuck DNS
-    lookup cannot block; on Google Colab the answer is yes without a probe. Taught in chapter 1.
+    lookup cannot block; on Google Colab the answer is yes without a probe. :func:`configure`
+    asks it (chapter 3).
 
     Parameters
     ----------
@@ -106,6 +108,11 @@ def network_available(refresh: bool = False) -> bool:
     -------
     bool
         True when the hub answered (or ``ONCOLAB_OFFLINE=0``), False otherwise.
+
+    Raises
+    ------
+    ValueError
+        When ``ONCOLAB_OFFLINE`` holds a value that is neither yes nor no.
     """
     global _network_state
     forced = _forced_offline()
@@ -129,10 +136,12 @@ def configure(offline: bool | None = None) -> dict:
     Called right before the first operation that could reach a model hub (by
     :func:`require_hub` and before ultralytics is imported), never on import. Offline, it sets
     ``HF_HUB_OFFLINE``, ``TRANSFORMERS_OFFLINE``, ``HF_DATASETS_OFFLINE`` and ``YOLO_OFFLINE``
-    to ``1`` and switches Hugging Face telemetry off, leaving alone any variable the user has
-    set. These libraries read the variables when they are first imported, so call this before
-    importing ultralytics yourself. Calling it again is harmless. Writes no file. Taught in
-    chapter 1.
+    to ``1`` and switches Hugging Face telemetry off (``HF_HUB_DISABLE_TELEMETRY=1``); online
+    or offline it sets ``TOKENIZERS_PARALLELISM=false`` (the tokenizers library's threads would
+    otherwise warn in forked data loaders). Any variable the user has set is left alone. These
+    libraries read the variables when they are first imported, so call this before importing
+    ultralytics yourself. Calling it again is harmless. Writes no file. Taught in chapter 3,
+    which calls it before ultralytics is imported.
 
     Parameters
     ----------
@@ -145,6 +154,12 @@ def configure(offline: bool | None = None) -> dict:
     dict
         ``{"offline": bool, "colab": bool, "set": {name: value}}``, where ``set`` lists the
         variables this call set.
+
+    Raises
+    ------
+    ValueError
+        When ``offline`` is None and ``ONCOLAB_OFFLINE`` holds a value that is neither yes nor
+        no.
     """
     if offline is None:
         offline = not network_available()
@@ -167,7 +182,8 @@ def require_hub(what: str, local_hint: str = "a local path") -> None:
     weights) calls it before it tries: it takes the offline decision (:func:`configure`) and,
     offline or when the user has switched a hub off (``HF_HUB_OFFLINE``,
     ``TRANSFORMERS_OFFLINE`` or ``YOLO_OFFLINE``), raises within two seconds instead of letting
-    the library retry for a minute. Taught in chapter 1.
+    the library retry for a minute. Chapters 2 and 6 meet the error it raises offline (ImageNet
+    weights, BioBERT).
 
     Parameters
     ----------
@@ -176,10 +192,16 @@ def require_hub(what: str, local_hint: str = "a local path") -> None:
     local_hint : str
         How to point the loader at a copy on disk instead (shown in the message).
 
+    Returns
+    -------
+    None
+        When the hub can be reached.
+
     Raises
     ------
     HubUnavailableError
-        When the hub cannot be reached.
+        When the hub cannot be reached; the message names ``what``, why (``ONCOLAB_OFFLINE``,
+        no answer, or the variable that switched the hub off) and what to do.
     """
     settings = configure()
     flags = [k for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "YOLO_OFFLINE")
@@ -247,6 +269,9 @@ def install_ultralytics_font(folder: str | Path | None = None) -> Path | None:
 def seed_everything(seed: int) -> int:
     """Seed Python, NumPy and PyTorch (CPU and all GPUs). Taught in chapter 1.
 
+    The global generators are seeded (``random``, ``numpy.random``, ``torch``); it also sets
+    ``PYTHONHASHSEED``, which only affects Python processes started afterwards.
+
     Parameters
     ----------
     seed : int
@@ -256,6 +281,11 @@ def seed_everything(seed: int) -> int:
     -------
     int
         The seed.
+
+    Raises
+    ------
+    ValueError
+        When ``seed`` is not a non-negative integer.
     """
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
@@ -313,7 +343,8 @@ def get_device(prefer: str | None = None) -> str:
 
 
 def data_dir(*parts: str, create: bool = True) -> Path:
-    """The folder for downloaded and generated data. Taught in chapter 1.
+    """The folder for downloaded and generated data. Taught in chapter 3 (where the YOLO dataset
+    and runs are written).
 
     Parameters
     ----------

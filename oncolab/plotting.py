@@ -1,7 +1,7 @@
 """The book's figures, in one style.
 
-Used from chapter 1 on. Functions return the matplotlib Figure so that a chapter can save
-or further annotate it.
+Used from chapter 1 on. A function that makes a figure returns the matplotlib Figure, so that
+a chapter can save or further annotate it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,16 @@ DIAGNOSIS_COLORS = {"benign": "#1b9e77", "intermediate": "#d95f02", "malignant":
 
 
 def use_book_style() -> None:
-    """Small, clean figures that read well on a page and in a notebook."""
+    """Small, clean figures that read well on a page and in a notebook.
+
+    Taught in chapter 1; chapters 2, 3, 4, 11 and 13 call it too. It updates matplotlib's
+    global ``rcParams`` (100 dpi on screen, 150 when saved, 7 x 4 inch figures, no top or
+    right spines, no legend frame, 10-11 point text) for every later figure.
+
+    Returns
+    -------
+    None
+    """
     plt.rcParams.update({
         "figure.dpi": 100, "savefig.dpi": 150, "figure.figsize": (7, 4),
         "axes.spines.top": False, "axes.spines.right": False, "axes.grid": False,
@@ -29,7 +38,28 @@ def use_book_style() -> None:
 
 
 def draw_box(ax, box: Sequence[float], color: str = "#e41a1c", label: str | None = None, lw: float = 1.5):
-    """Draw one (x0, y0, x1, y1) pixel box on an image axis."""
+    """Draw one (x0, y0, x1, y1) pixel box on an image axis.
+
+    Taught in chapter 1 (the lesion's annotated box); chapter 2 uses it too.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        An axis showing the image.
+    box : sequence of 4 floats
+        ``(x0, y0, x1, y1)`` in pixels (a pandas row of four values works).
+    color : str, default "#e41a1c"
+        Edge and label colour.
+    label : str, optional
+        Text written above the box's top-left corner.
+    lw : float, default 1.5
+        Line width.
+
+    Returns
+    -------
+    None
+        The box is added to ``ax``.
+    """
     x0, y0, x1, y1 = box
     ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ec=color, lw=lw))
     if label:
@@ -37,7 +67,26 @@ def draw_box(ax, box: Sequence[float], color: str = "#e41a1c", label: str | None
 
 
 def show_modalities(cohort: Cohort, per_class: int = 2, seed: int = 0):
-    """Radiograph (with its box) and slide region for ``per_class`` patients of each diagnosis."""
+    """Radiograph (with its box) and slide region for ``per_class`` patients of each diagnosis.
+
+    Taught in chapter 1. The top row shows the radiographs with their annotated boxes, titled
+    by diagnosis and patient id; the bottom row the H&E regions, titled by center. Needs the
+    three diagnoses of :data:`oncolab.data.DIAGNOSES` (a class with fewer patients shows as
+    many as it has).
+
+    Parameters
+    ----------
+    cohort : Cohort
+        A cohort with radiographs, boxes, slides and a clinical ``center`` column.
+    per_class : int, default 2
+        Patients drawn per diagnosis, without replacement.
+    seed : int, default 0
+        Seeds which patients are drawn.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     rng = np.random.default_rng(seed)
     rows = []
     for k, name in enumerate(DIAGNOSES):

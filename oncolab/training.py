@@ -94,6 +94,11 @@ class FitResult:
         -------
         list of float
             One value per epoch.
+
+        Raises
+        ------
+        KeyError
+            When the history has no such key (the message lists the keys it has).
         """
         if not self.history or key not in self.history[0]:
             known = sorted(self.history[0]) if self.history else []
@@ -118,6 +123,11 @@ def limit_threads(n: int | None) -> Iterator[None]:
     contextlib.AbstractContextManager
         A context manager; the previous number of threads is restored on exit, also when the
         enclosed code raises.
+
+    Raises
+    ------
+    ValueError
+        When ``n`` is neither None nor a positive integer (raised on entering the block).
     """
     if n is None:
         yield
@@ -359,6 +369,22 @@ def fit(model: nn.Module, loss_fn: Callable, train, *, val=None, epochs: int, lr
     FitResult
         The model, the history per epoch, the best epoch, whether training stopped early,
         the optimiser steps taken and the wall-clock seconds.
+
+    Raises
+    ------
+    TypeError
+        When ``model`` is not a ``torch.nn.Module``, ``loss_fn`` is not callable, ``train`` or
+        ``val`` is not one of the accepted forms, or ``loss_fn`` returns something other than a
+        scalar tensor, None or ``(loss, dict)``.
+    ValueError
+        When ``epochs``, ``batch_size``, ``val_batch_size`` or ``patience`` is not a positive
+        integer (or None where allowed), ``seed`` is not a non-negative integer,
+        ``optimizer`` is unknown, ``lr`` is not positive, ``weight_decay`` or ``min_delta``
+        is negative, ``clip_grad_norm`` is not positive, the model has no trainable
+        parameter, the data are empty or their tensors differ in rows, or ``batch_size`` is
+        given with a callable ``train``.
+    FloatingPointError
+        When a training loss is NaN or infinite (the message names the epoch and batch).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -92,3 +93,75 @@ def test_book_builds_without_warnings(tmp_path):
         warnings = [line for line in lines if "WARNING" in line or "ERROR" in line]
         pytest.fail("the book build failed:\n" + "\n".join(warnings[:40] or lines[-60:]))
     assert (out / "_build" / "html" / "index.html").exists()
+
+
+def _cells(nb_path: Path) -> list[dict]:
+    return json.loads(nb_path.read_text())["cells"]
+
+
+def _text(cell: dict) -> str:
+    s = cell.get("source", "")
+    return "".join(s) if isinstance(s, list) else s
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_exercise_has_a_solution(nb_path):
+    """Each exercise label has a solution block: start, at least one solution code cell, end."""
+    cells = _cells(nb_path)
+    exercises, solved, open_label, has_code = [], [], None, False
+    for c in cells:
+        src = _text(c)
+        if c["cell_type"] == "markdown":
+            exercises += re.findall(r"```\{exercise\}[^\n]*\n:label:\s*(\S+)", src)
+            for kind, label in re.findall(r"\{solution-(start|end)\}\s*(\S*)", src):
+                if kind == "start":
+                    assert open_label is None, f"{nb_path.name}: solution {label} starts inside {open_label}"
+                    open_label, has_code = label, False
+                else:
+                    assert open_label is not None, f"{nb_path.name}: a solution ends that never started"
+                    assert has_code, f"{nb_path.name}: solution {open_label} has no code cell tagged 'solution'"
+                    solved.append(open_label)
+                    open_label = None
+        elif open_label is not None and "solution" in c.get("metadata", {}).get("tags", []):
+            has_code = True
+    assert open_label is None, f"{nb_path.name}: solution {open_label} never ends"
+    missing = [e for e in exercises if e not in solved]
+    assert not missing, f"{nb_path.name}: exercises without a solution: {missing}"
+    assert sorted(solved) == sorted(exercises), f"{nb_path.name}: solutions {solved} for exercises {exercises}"
+
+
+def _bib_keys() -> set[str]:
+    return set(re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "book" / "references.bib").read_text(), re.M))
+
+
+def test_bibliography_keys_are_unique():
+    keys = re.findall(r"^@\w+\{([^,\s]+),", (ROOT / "book" / "references.bib").read_text(), re.M)
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    assert keys and not dupes, f"duplicate keys in book/references.bib: {dupes}"
+
+
+def test_every_citation_is_in_the_bibliography():
+    keys = _bib_keys()
+    pages = [(p.relative_to(ROOT).as_posix(), "\n".join(_text(c) for c in _cells(p) if c["cell_type"] == "markdown"))
+             for p in CHAPTERS]
+    pages += [(p.relative_to(ROOT).as_posix(), p.read_text()) for p in sorted((ROOT / "book").rglob("*.md"))]
+    unknown = sorted({(where, k.strip()) for where, text in pages
+                      for group in re.findall(r"\{cite(?::\w+)?\}`([^`]*)`", text) for k in group.split(",")
+                      if k.strip() not in keys})
+    assert not unknown, f"citations of keys missing from book/references.bib: {unknown}"
+
+
+def test_notation_page_matches_the_code():
+    """Optical density is a natural logarithm and stain vectors are the rows of the stain matrix,
+    as the notation page says and as the package computes."""
+    import numpy as np
+
+    from oncolab.data import stain_matrix
+    from oncolab.vision.pathology import rgb_to_od
+
+    notation = (ROOT / "book" / "notation.md").read_text()
+    assert r"\mathrm{OD} = -\ln(I / I_0)" in notation and "one **row** per stain" in notation
+    img = np.arange(1, 256, dtype=np.uint8)[None, :, None].repeat(3, axis=2)
+    assert np.allclose(rgb_to_od(img), -np.log(img / 255.0))
+    m = stain_matrix("A")
+    assert m.shape == (2, 3)   # rows: haematoxylin, eosin; columns: R, G, B

@@ -7,6 +7,10 @@ MathJax CDN, the Colab badge image) are answered locally with an empty response,
 runs offline and covers the book's own files; the hosts stubbed are printed. A screenshot of
 the first chapter is saved to ``_build/browser/``.
 
+The student edition (``make student-book``, or the build of tests/test_student_versions.py in
+``_build/student-book``; ``ONCOLAB_STUDENT_HTML`` names another) is checked the same way for
+what a student must and must not see: every exercise, and no solution.
+
 Needs Debian's ``chromium`` package (``apt-get install -y chromium``); skipped only when it is
 not installed.
 """
@@ -14,7 +18,10 @@ not installed.
 from __future__ import annotations
 
 import http.server
+import json
 import os
+import re
+import sys
 import threading
 from functools import partial
 from html.parser import HTMLParser
@@ -230,3 +237,60 @@ def test_no_broken_internal_links():
     print(f"checked the links of {len(pages)} pages")
     assert not broken, f"{len(broken)} broken internal links:\n" + "\n".join(broken[:40])
 
+
+
+# --------------------------------------------------------------------------------------------
+# the student edition (make student-book; built by tests/test_student_versions.py)
+# --------------------------------------------------------------------------------------------
+STUDENT_HTML = Path(os.environ.get("ONCOLAB_STUDENT_HTML", ROOT / "_build" / "student-book" / "_build" / "html"))
+
+
+@pytest.fixture(scope="module")
+def student_site():
+    if not (STUDENT_HTML / "index.html").is_file():
+        pytest.fail(f"no student edition at {STUDENT_HTML}: run `make student-book` first (or set ONCOLAB_STUDENT_HTML)")
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(STUDENT_HTML)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_student_edition_shows_every_exercise_and_no_answer(browser, student_site):
+    """Every chapter page of the student edition, as a reader sees it in Chromium: no solution
+    element, no line of any answer in the page's text (folded or not), every exercise there and
+    visible under its label."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import chapters as chapter_tools
+
+    problems = []
+    for nb_path in sorted((ROOT / "chapters").glob("*.ipynb")):
+        nb = json.loads(nb_path.read_text())
+        labels = re.findall(r"\{exercise\}[^\n]*\n\s*:label:\s*(\S+)",
+                            "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"))
+        ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e, errors=errors: errors.append(str(e)))
+        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith(student_site)
+                   else r.fulfill(status=200, body=b"", content_type="text/plain"))
+        page.set_default_timeout(90_000)
+        page.goto(f"{student_site}/chapters/{nb_path.stem}.html", wait_until="load")
+        found = page.evaluate("""(labels) => ({
+            solutions: document.querySelectorAll('.solution, div.solution').length,
+            text: document.body.innerText.split(/\\s+/).join(' ') + ' ' + document.body.textContent.split(/\\s+/).join(' '),
+            missing: labels.filter(l => !document.getElementById(l)),
+            hidden: labels.filter(l => { const e = document.getElementById(l); return e && !e.checkVisibility(); })
+        })""", labels)
+        ctx.close()
+        name = nb_path.stem
+        if found["solutions"]:
+            problems.append(f"{name}: {found['solutions']} solution elements")
+        leaked = [s for s in chapter_tools.solution_snippets(nb) if s in found["text"]]
+        if leaked:
+            problems.append(f"{name}: answer text shown: {leaked[:2]}")
+        if found["missing"] or found["hidden"]:
+            problems.append(f"{name}: exercises missing {found['missing']}, not visible {found['hidden']}")
+        if errors:
+            problems.append(f"{name}: JavaScript errors {errors[:2]}")
+    assert not problems, "\n".join(problems)

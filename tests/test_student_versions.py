@@ -1,15 +1,25 @@
-"""Student versions and Colab: regenerated from the chapters, they differ only in solution cells;
-every chapter opens with a Colab badge pointing at its own file and the guarded setup cell."""
+"""Student editions and Colab: regenerated from the chapters, they keep every exercise and no answer;
+every chapter opens with a Colab badge pointing at its own file and the guarded setup cell.
+
+* the student notebooks (``tools/chapters.py student``): each gated solution becomes a stub that
+  raises and, where the solution binds its results to names, a public check of them;
+* the student edition of the book (``tools/chapters.py student-book``, ``make student-book``):
+  every gated solution removed, built with warnings as errors and read back from the HTML.
+"""
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
+from html import unescape
+from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 import yaml
 
@@ -20,6 +30,9 @@ import chapters as chapter_tools  # noqa: E402
 
 IDS = [p.stem for p in CHAPTERS]
 BADGE = re.compile(r"\[!\[Open In Colab\]\((?P<img>[^)]+)\)\]\((?P<url>[^)]+)\)")
+EXERCISE = re.compile(r"^(?P<fence>[`:]{3,})\{exercise\}[^\n]*\n(?:.*\n)*?\s*:label:\s*(?P<label>\S+)(?:.*\n)*?(?P=fence)\s*$",
+                      re.M)
+STUDENT_HTML = ROOT / "_build" / "student-book" / "_build" / "html"
 
 
 def _src(cell) -> str:
@@ -29,6 +42,28 @@ def _src(cell) -> str:
 
 def _is_solution(cell) -> bool:
     return cell["cell_type"] == "code" and "solution" in cell.get("metadata", {}).get("tags", [])
+
+
+def _lines(nb: dict) -> str:
+    """Every line of every cell, whitespace runs as one space (as solution_snippets writes them)."""
+    return "\n".join(" ".join(line.split()) for c in nb["cells"] for line in _src(c).splitlines())
+
+
+def _exercises(nb: dict) -> dict[str, str]:
+    """``{label: the exercise block's text}`` of a notebook."""
+    text = "\n".join(_src(c) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return {m.group("label"): m.group(0).strip() for m in EXERCISE.finditer(text)}
+
+
+def _nb(cells) -> dict:
+    out = []
+    for i, (kind, text, *tags) in enumerate(cells):
+        c = {"cell_type": kind, "id": f"c{i:03d}", "metadata": {"tags": list(tags)} if tags else {},
+             "source": text.splitlines(keepends=True)}
+        if kind == "code":
+            c.update({"execution_count": None, "outputs": []})
+        out.append(c)
+    return {"cells": out, "metadata": {"kernelspec": {"name": "python3"}}, "nbformat": 4, "nbformat_minor": 5}
 
 
 @pytest.fixture(scope="module")
@@ -48,25 +83,131 @@ def test_a_student_version_for_every_chapter(student_dir):
 
 
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=IDS)
-def test_student_version_differs_only_in_solution_cells(nb_path, student_dir):
+def test_student_version_keeps_every_exercise_and_no_answer(nb_path, student_dir):
     src = json.loads(nb_path.read_text())
     stu = json.loads((student_dir / nb_path.name).read_text())
     assert stu["metadata"] == src["metadata"]
-    assert len(stu["cells"]) == len(src["cells"]), "cells were added or removed"
-    label = None
-    for i, (a, b) in enumerate(zip(src["cells"], stu["cells"])):
-        if a["cell_type"] == "markdown":
-            m = re.search(r"\{solution-start\}\s*(\S+)", _src(a))
-            label = m.group(1) if m else label
-        if _is_solution(a):
-            assert _src(b) != _src(a), f"cell {i}: solution copied into the student version"
-            assert _src(b).strip() == chapter_tools.STUB.format(label=label).strip(), f"cell {i}"
-            with pytest.raises(NotImplementedError, match=re.escape(str(label))):
-                exec(compile(_src(b), f"{nb_path.name}:cell{i}", "exec"), {})
-            assert {k: v for k, v in b.items() if k not in {"source", "outputs"}} == \
-                {k: v for k, v in a.items() if k not in {"source", "outputs"}}, f"cell {i}: metadata changed"
-        else:
-            assert b == a, f"cell {i} ({a['cell_type']}) differs although it is not a solution"
+    text = _lines(stu)
+    leaked = [s for s in chapter_tools.solution_snippets(src) if s in text]
+    assert not leaked, f"answer text in the student version: {leaked[:3]}"
+    assert "{solution-start}" not in text and "{solution-end}" not in text
+    assert not any(_is_solution(c) for c in stu["cells"]), "a cell tagged 'solution' is left"
+    assert _exercises(stu) == _exercises(src), "an exercise was changed or lost"
+    kept = [c for c in src["cells"] if c["cell_type"] == "code" and not _is_solution(c)]
+    stu_code = [c for c in stu["cells"] if c["cell_type"] == "code"
+                and not {"exercise", "exercise-check"} & set(c["metadata"].get("tags", []))]
+    assert stu_code == kept, "the chapter's own code cells must stay, unchanged and in order"
+    inside, plain = False, []
+    for c in src["cells"]:
+        text = _src(c) if c["cell_type"] == "markdown" else ""
+        if "{solution-start}" in text or "{solution-end}" in text:
+            inside = "{solution-start}" in text and "{solution-end}" not in text
+        elif c["cell_type"] == "markdown" and not inside:
+            plain.append(c)
+    assert all(c in stu["cells"] for c in plain), "a markdown cell outside the solutions changed"
+    ids = [c["id"] for c in stu["cells"]]
+    assert len(ids) == len(set(ids)), "cell ids must stay unique"
+
+
+@pytest.mark.parametrize("nb_path", CHAPTERS, ids=IDS)
+def test_each_solution_becomes_a_stub_and_a_check(nb_path, student_dir):
+    src = json.loads(nb_path.read_text())
+    stu = json.loads((student_dir / nb_path.name).read_text())
+    labels = [m.group(1) for c in src["cells"] if c["cell_type"] == "markdown"
+              for m in re.finditer(r"\{solution-start\}\s*(\S+)", _src(c))]
+    stubs = [c for c in stu["cells"] if "exercise" in c["metadata"].get("tags", [])]
+    assert [re.search(r"Exercise (\S+):", _src(c)).group(1) for c in stubs] == labels
+    for stub in stubs:
+        label = re.search(r"Exercise (\S+):", _src(stub)).group(1)
+        with pytest.raises(NotImplementedError, match=re.escape(label)):
+            exec(compile(_src(stub), f"{nb_path.name}:{stub['id']}", "exec"), {})
+        i = stu["cells"].index(stub)
+        follows = stu["cells"][i + 1] if i + 1 < len(stu["cells"]) else None
+        if follows is None or "exercise-check" not in follows["metadata"].get("tags", []):
+            assert "No automatic check" in _src(stub)
+            continue
+        call = next(n for n in ast.walk(ast.parse(_src(follows))) if isinstance(n, ast.Call)
+                    and getattr(n.func, "id", "") == "check_exercise")
+        assert ast.literal_eval(call.args[0]) == label
+        names = ast.literal_eval(call.args[2])
+        assert names and all(f" {n}" in _src(stub) or f"{n}," in _src(stub) for n in names), \
+            "the stub must tell the student which names the check looks for"
+        code = "\n".join(_src(c) for c in src["cells"] if _is_solution(c))
+        assigned = {t.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Assign)
+                    for tt in n.targets for t in ast.walk(tt) if isinstance(t, ast.Name)}
+        assert set(names) <= assigned, f"{label}: the check looks for names its solution never assigns"
+        with pytest.raises(AssertionError, match=re.escape(label)):   # the exercise not done
+            exec(compile(_src(follows), "check", "exec"), {})
+        done = {n: 0.5 for n in names}
+        exec(compile(_src(follows), "check", "exec"), done)          # done, with usable values
+
+
+def test_student_and_book_versions_of_a_small_chapter():
+    """Answer text inside a solution and after ``{solution-end}`` goes; the next exercise and heading stay."""
+    nb = _nb([
+        ("markdown", "## Exercises\n\n```{exercise} One\n:label: x-ex1\n\nCompute it.\n```\n\n"
+                     "```{solution-start} x-ex1\n:class: dropdown\n```\n"),
+        ("code", "area = 2.0 * 3.5\nscore = roc_auc_score([0, 1], [0.2, 0.9])\nprint(f'area {area}, score {score}')\n",
+         "solution"),
+        ("markdown", "Prose that explains the answer inside the fold.\n```{solution-end}\n```\n\n"
+                     "An answer left outside the fold, which everyone would see.\n\n"
+                     "```{exercise} Two\n:label: x-ex2\n\nThink about it.\n```\n"),
+        ("markdown", "## Further reading\n\n* A book.\n"),
+    ])
+    stu = chapter_tools.student_version(nb)
+    book = chapter_tools.book_version(nb)
+    for version in (stu, book):
+        text = _lines(version)
+        for gone in ("2.0 * 3.5", "inside the fold", "outside the fold", "solution-"):
+            assert gone not in text
+        for kept in ("Compute it.", "```{exercise} Two", "Think about it.", "## Further reading"):
+            assert kept in text
+        ids = [c["id"] for c in version["cells"]]
+        assert len(ids) == len(set(ids))
+    assert not [c for c in book["cells"] if c["cell_type"] == "code"]
+    stub, check = [c for c in stu["cells"] if c["cell_type"] == "code"]
+    assert "area, score" in _src(stub)
+    with pytest.raises(AssertionError, match="`area` is not defined"):
+        exec(_src(check), {})
+    with pytest.raises(AssertionError, match="`score` = 1.5 lies outside"):   # an AUC lies in [0, 1]
+        exec(_src(check), {"area": 7.0, "score": 1.5})
+    exec(_src(check), {"area": 7.0, "score": 0.75})
+    assert chapter_tools.solution_snippets(nb) == ["score = roc_auc_score([0, 1], [0.2, 0.9])",
+                                                   "print(f'area {area}, score {score}')",
+                                                   "Prose that explains the answer inside the fold.",
+                                                   "An answer left outside the fold, which everyone would see."]
+
+
+def test_result_names_and_their_bounds():
+    code = ("from sklearn.metrics import roc_auc_score\n"
+            "model = fit(X)\n"
+            "auc = roc_auc_score(y, model.predict(X))\n"
+            "for k in range(3):\n    inner = k\n"
+            "print(f'AUC {auc:.3f} with {len(X)} patients')\n"
+            "table.round(3)\n")
+    assert chapter_tools.result_names(code) == (["auc"], {"auc": (0.0, 1.0)})
+    assert chapter_tools.result_names(code, exclude={"auc"}) == ([], {})
+    only_inputs = "t24 = np.minimum(t, 24)\nprint(harrell_c(t24, e, r))\n"
+    assert chapter_tools.result_names(only_inputs) == (["t24"], {})
+    assert chapter_tools.result_names("plt.plot(x)\nplt.show()\n") == ([], {})
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([("code", "x = 1\n", "solution")], "cell 0 is tagged 'solution' outside"),
+    ([("markdown", "```{solution-start} a\n```\n"), ("code", "x = 1\n", "solution")], "solution a .* never closed"),
+    ([("markdown", "```{solution-end}\n```\n")], "solution-end without a solution-start"),
+    ([("markdown", "```{solution-start} a\n:class: dropdown\n")], "never closed"),
+])
+def test_a_malformed_chapter_is_refused(cells, message):
+    with pytest.raises(ValueError, match=message):
+        chapter_tools.student_version(_nb(cells))
+
+
+def test_answers_outside_solutions_are_listed(tmp_path):
+    path = tmp_path / "99_x.ipynb"
+    path.write_text(json.dumps(_nb([("markdown", "```{solution-start} y-ex1\n```\n"), ("code", "a = 1\n", "solution"),
+                                    ("markdown", "```{solution-end}\n```\n\nThe answer is one.\n")])))
+    assert chapter_tools.answers_outside_solutions([path]) == ["99_x.ipynb: cell 2 (y-ex1): The answer is one."]
 
 
 @pytest.mark.parametrize("nb_path", CHAPTERS, ids=IDS)
@@ -77,16 +218,17 @@ def test_solution_cells_sit_inside_gated_solutions(nb_path):
     open_label, in_block = None, []
     for i, c in enumerate(cells):
         text = _src(c) if c["cell_type"] == "markdown" else ""
-        start = re.search(r"\{solution-start\}\s*(\S+)", text)
-        if start:
-            assert open_label is None, f"cell {i}: solution {start.group(1)} starts inside {open_label}"
-            open_label, in_block = start.group(1), []
-        elif "{solution-end}" in text:
-            assert open_label is not None, f"cell {i}: solution-end without a solution-start"
-            assert any(_is_solution(x) for x in in_block), \
-                f"gated solution {open_label} has no code cell tagged 'solution'"
-            open_label = None
-        elif open_label is not None:
+        fences = list(re.finditer(r"\{solution-(start|end)\}\s*(\S*)", text))
+        for f in fences:   # a cell may close one solution and open the next
+            if f.group(1) == "start":
+                assert open_label is None, f"cell {i}: solution {f.group(2)} starts inside {open_label}"
+                open_label, in_block = f.group(2), []
+            else:
+                assert open_label is not None, f"cell {i}: solution-end without a solution-start"
+                assert any(_is_solution(x) for x in in_block), \
+                    f"gated solution {open_label} has no code cell tagged 'solution'"
+                open_label = None
+        if not fences and open_label is not None:
             in_block.append(c)
         if _is_solution(c):
             assert open_label is not None, f"cell {i} is tagged 'solution' outside a gated solution"
@@ -131,3 +273,112 @@ def test_guard_skips_the_install_outside_colab():
     namespace: dict = {}
     exec(compile(code, "setup-cell", "exec"), namespace)  # get_ipython is undefined: would raise
     assert namespace["DEVICE"] in {"cpu", "cuda", "mps"}
+
+
+# --------------------------------------------------------------------------------------------
+# the student edition of the book
+# --------------------------------------------------------------------------------------------
+class _Page(HTMLParser):
+    """A page's text (scripts and styles left out), its element ids and classes."""
+
+    def __init__(self):
+        super().__init__()
+        self.text: list[str] = []
+        self.ids: set[str] = set()
+        self.classes: set[str] = set()
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in {"script", "style"}:
+            self._skip += 1
+        if a.get("id"):
+            self.ids.add(a["id"])
+        self.classes |= set((a.get("class") or "").split())
+
+    def handle_endtag(self, tag):
+        if tag in {"script", "style"} and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+
+
+def read_page(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(errors="replace"))
+    return page
+
+
+def page_text(page: _Page) -> str:
+    return " ".join(unescape("".join(page.text)).split())
+
+
+@pytest.mark.book
+def test_student_edition_of_the_book_has_every_exercise_and_no_answer():
+    """Build the student edition (execution off; the chapters' executed copies in _build/smoke,
+    when fresh, give the pages their outputs) with warnings as errors, and read every chapter
+    page: no solution element, no line of any answer, every exercise with its label. The HTML
+    stays in _build/student-book/_build/html for the browser check (tests/test_browser.py)."""
+    import shutil
+
+    out = ROOT / "_build" / "student-book"
+    shutil.rmtree(out, ignore_errors=True)
+    stage = out / "src"
+    chapter_tools.stage_student_book(stage, executed=ROOT / "_build" / "smoke", execute="off")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    res = subprocess.run([str(jb), "build", str(stage), "--path-output", str(out), "-W", "-n", "--keep-going"],
+                         capture_output=True, text=True, timeout=900)
+    if res.returncode != 0:
+        lines = (res.stdout + res.stderr).splitlines()
+        pytest.fail("the student edition failed to build:\n"
+                    + "\n".join([x for x in lines if "WARNING" in x or "ERROR" in x][:40] or lines[-60:]))
+    problems = []
+    for nb_path in CHAPTERS:
+        src = json.loads(nb_path.read_text())
+        page = read_page(STUDENT_HTML / "chapters" / f"{nb_path.stem}.html")
+        text = page_text(page)
+        if {"solution", "solution-start", "solution-end"} & page.classes:
+            problems.append(f"{nb_path.stem}: a solution element is on the page")
+        leaked = [s for s in chapter_tools.solution_snippets(src) if s in text]
+        if leaked:
+            problems.append(f"{nb_path.stem}: answer text on the page: {leaked[:2]}")
+        missing = [label for label in _exercises(src) if label not in page.ids]
+        if missing:
+            problems.append(f"{nb_path.stem}: exercises missing: {missing}")
+    assert not problems, "\n".join(problems)
+    assert "(student edition)" in page_text(read_page(STUDENT_HTML / "chapters" / f"{CHAPTERS[0].stem}.html"))
+
+
+def test_staged_student_edition_takes_executed_copies(tmp_path):
+    """A fresh executed copy gives a chapter its outputs (and loses its solutions' outputs); a stale one is not used."""
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    first = CHAPTERS[0]
+    nb = json.loads(first.read_text())
+    for c in nb["cells"]:
+        if c["cell_type"] == "code":
+            c["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["from the run\n"]}]
+    (executed / first.name).write_text(json.dumps(nb))
+    missing = chapter_tools.stage_student_book(tmp_path / "stage", executed=executed, execute="off")
+    assert first.name not in missing and len(missing) == len(CHAPTERS) - 1
+    staged = json.loads((tmp_path / "stage" / "chapters" / first.name).read_text())
+    outs = [c["outputs"] for c in staged["cells"] if c["cell_type"] == "code"]
+    assert outs and all(o for o in outs) and not any(_is_solution(c) for c in staged["cells"])
+    cfg = yaml.safe_load((tmp_path / "stage" / "_config.yml").read_text())
+    assert cfg["execute"]["execute_notebooks"] == "off" and cfg["title"].endswith("(student edition)")
+    assert (tmp_path / "stage" / "_toc.yml").read_text() == (ROOT / "_toc.yml").read_text()
+    import os
+    os.utime(executed / first.name, (0, 0))   # older than the chapter: stale
+    assert first.name in chapter_tools.stage_student_book(tmp_path / "stage", executed=executed, execute="off")
+
+
+def test_check_values_are_tested_as_the_helper_says():
+    """The check cell's helper on the kinds of values exercises produce."""
+    from oncolab.course import check_exercise
+
+    ok = {"a": np.ones(3), "b": [1], "c": "text", "d": 0.2}
+    assert "a, b, c, d" in check_exercise("t", ok, ["a", "b", "c", "d"], bounds={"d": (0, 1)})
+    with pytest.raises(AssertionError, match="`a` holds no finite number.*`b` is empty"):
+        check_exercise("t", {"a": np.full(2, np.nan), "b": []}, ["a", "b"])

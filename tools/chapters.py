@@ -2,7 +2,10 @@
 
     python tools/chapters.py sync [chapters/NN_x.ipynb ...]   # badge + Colab setup cell, strip outputs
     python tools/chapters.py check                            # exit 1 if a chapter is out of shape
-    python tools/chapters.py student OUTDIR                   # solutions replaced by stubs
+    python tools/chapters.py student OUTDIR                   # student notebooks: stubs + checks
+    python tools/chapters.py student-book STAGE [--executed DIR] [--cache DIR] [--execute auto|off]
+                                                              # sources of the book without solutions
+    python tools/chapters.py answers                          # answers left after {solution-end}
 
 The Colab badge and the install cell are generated from the repository URL in _config.yml
 and the version in pyproject.toml, so that URL is written in one place only.
@@ -13,15 +16,24 @@ Chapter conventions (every notebook in chapters/):
 * the first code cell: the guarded Colab setup cell (generated, :func:`setup_cell`);
 * one code cell tagged ``parameters`` that defines ``SMOKE = False``;
 * solutions to exercises: code cells tagged ``solution``, between markdown cells holding
-  ``{solution-start} LABEL`` and ``{solution-end}`` (sphinx-exercise gated solutions).
+  ``{solution-start} LABEL`` and ``{solution-end}`` (sphinx-exercise gated solutions); any
+  prose of the answer goes inside, before ``{solution-end}``.
+
+Student editions are made from the chapters, never edited by hand: in a student notebook each
+gated solution becomes a stub that raises and a public check of the names the solution binds
+its results to (:func:`oncolab.course.check_exercise`); in the student edition of the book
+each gated solution is removed. Both drop the solution's code, its prose, and any answer text
+left after ``{solution-end}`` (``answers`` lists such text, which the published book shows).
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import json
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomllib
@@ -144,29 +156,427 @@ def problems(nb_path: Path) -> list[str]:
         out.append(f"{nb_path.name}: needs exactly one 'parameters' cell defining SMOKE = False")
     if any(c.get("outputs") or c.get("execution_count") for c in code):
         out.append(f"{nb_path.name}: has outputs (run tools/chapters.py sync)")
+    try:
+        out += [f"{a}: answer text after {{solution-end}} is shown unfolded; move it before {{solution-end}}"
+                for a in answers_outside_solutions([nb_path])]
+    except ValueError as e:
+        out.append(str(e))
     return out
 
 
+# --------------------------------------------------------------------------------------------
+# Student editions: the chapters without their solutions
+# --------------------------------------------------------------------------------------------
+DIRECTIVE = re.compile(r"^\s{0,3}(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*?)\s*$")
+HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
 STUB = 'raise NotImplementedError("Exercise {label}: write your solution here.")\n'
+STUB_HEAD = "# Exercise {label}: write your solution here. {check}\n"
+SCORE_FUNCTIONS = frozenset({"roc_auc_score", "macro_auc", "harrell_c", "uno_c", "average_precision_score",
+                             "accuracy_score", "balanced_accuracy_score", "f1_score"})
+"""Functions whose result lies in [0, 1]: a name bound to their value is checked against those bounds."""
 
 
-def student_version(nb: dict) -> dict:
-    """The chapter with every solution code cell replaced by a stub that raises."""
+@dataclass
+class GatedSolution:
+    """One gated solution of a chapter (``{solution-start} LABEL`` ... ``{solution-end}``).
+
+    ``prose`` is the markdown between the two fences (folded in the published book);
+    ``after`` is text that follows ``{solution-end}`` in the same cell before the next exercise
+    or heading: an answer left outside the fold, which the published book shows to everyone.
+    """
+
+    label: str
+    start_cell: int
+    end_cell: int = -1
+    code: list = field(default_factory=list)
+    prose: str = ""
+    after: str = ""
+
+    def code_text(self) -> str:
+        return "\n".join(_src(c) for c in self.code)
+
+
+def _closing(lines: list[str], j: int) -> int:
+    """Index of the line after the fence that closes the directive opened at ``lines[j]``."""
+    fence = DIRECTIVE.match(lines[j])["fence"]
+    for k in range(j + 1, len(lines)):
+        t = lines[k].strip()
+        if t and set(t) == {fence[0]} and len(t) >= len(fence):
+            return k + 1
+    raise ValueError(f"the directive {lines[j].strip()!r} is never closed")
+
+
+def _is_solution_cell(cell) -> bool:
+    return cell["cell_type"] == "code" and "solution" in cell.get("metadata", {}).get("tags", [])
+
+
+def _markdown(cell: dict, text: str, part: int) -> dict:
+    c = copy.deepcopy(cell)
+    c["source"] = _lines(text.strip("\n") + "\n")
+    if part:
+        c["id"] = f"{cell.get('id', 'cell')}-{part}"
+    return c
+
+
+def strip_solutions(nb: dict, replace=None, where: str = "notebook") -> tuple[dict, list[GatedSolution]]:
+    """The notebook without its gated solutions, and the solutions found.
+
+    Everything from a ``{solution-start}`` fence to its ``{solution-end}`` fence goes (the
+    fences, the code cells, the markdown between them), and so does any text that follows
+    ``{solution-end}`` in the same cell up to the next directive (an exercise) or heading.
+    ``replace(block)`` gives the cells put where a solution was (none by default). A code cell
+    tagged ``solution`` outside a gated solution, or a solution that is never closed, raises a
+    ValueError naming the cell.
+    """
     nb = copy.deepcopy(nb)
-    label = None
-    for c in nb["cells"]:
+    out: list[dict] = []
+    blocks: list[GatedSolution] = []
+    cur: GatedSolution | None = None
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "markdown":
+            if cur is not None:
+                if cell["cell_type"] == "code":
+                    cur.code.append(cell)
+                continue
+            if _is_solution_cell(cell):
+                raise ValueError(f"{where}: cell {i} is tagged 'solution' outside a gated solution")
+            out.append(cell)
+            continue
+        lines = _src(cell).splitlines(keepends=True)
+        kept: list[str] = []
+        after: list[str] | None = None
+        changed, part, j = False, 0, 0
+        while j < len(lines):
+            line = lines[j]
+            m = DIRECTIVE.match(line)
+            if after is not None:   # answer text after {solution-end}, until an exercise or a heading
+                if (m and m["name"] != "solution-end") or HEADING.match(line):
+                    blocks[-1].after = "".join(after).strip()
+                    after = None
+                else:
+                    after.append(line)
+                    j += 1
+                    continue
+            if cur is None:
+                if m and m["name"] == "solution-end":
+                    raise ValueError(f"{where}: cell {i} has a solution-end without a solution-start")
+                if m and m["name"] == "solution-start":
+                    if "".join(kept).strip():
+                        out.append(_markdown(cell, "".join(kept), part))
+                        part += 1
+                    kept, changed = [], True
+                    label = (m["arg"].split() or ["?"])[0]
+                    cur = GatedSolution(label, i)
+                    j = _closing(lines, j)
+                    continue
+                kept.append(line)
+                j += 1
+                continue
+            if m and m["name"] == "solution-end":
+                j = _closing(lines, j)
+                cur.end_cell = i
+                blocks.append(cur)
+                out.extend(replace(cur) if replace else [])
+                cur, after, changed = None, [], True
+                continue
+            cur.prose += line
+            j += 1
+        if after is not None:
+            blocks[-1].after = "".join(after).strip()
+        if not changed:
+            out.append(cell)
+        elif "".join(kept).strip():
+            out.append(_markdown(cell, "".join(kept), part))
+    if cur is not None:
+        raise ValueError(f"{where}: solution {cur.label} (cell {cur.start_cell}) is never closed")
+    nb["cells"] = out
+    return nb, blocks
+
+
+def _bound_names(target) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return [n for t in target.elts for n in _bound_names(t)]
+    return []
+
+
+def _callee(node) -> str | None:
+    if isinstance(node, ast.Call):
+        f = node.func
+        return f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+    return None
+
+
+def _shown(expr) -> set[str]:
+    """The names whose values an expression shows (``x``, ``x.attr``, ``x[k]``, ``x.method()``,
+    f-string fields, arithmetic of those), not the names only passed as arguments to a function."""
+    if isinstance(expr, ast.Name):
+        return {expr.id}
+    if isinstance(expr, (ast.Attribute, ast.Subscript, ast.Starred)):
+        return _shown(expr.value)
+    if isinstance(expr, ast.Call):
+        return _shown(expr.func) if isinstance(expr.func, ast.Attribute) else set()
+    if isinstance(expr, ast.FormattedValue):
+        return _shown(expr.value)
+    if isinstance(expr, ast.JoinedStr):
+        return set().union(*(_shown(v) for v in expr.values))
+    if isinstance(expr, ast.BinOp):
+        return _shown(expr.left) | _shown(expr.right)
+    if isinstance(expr, ast.UnaryOp):
+        return _shown(expr.operand)
+    if isinstance(expr, (ast.Tuple, ast.List)):
+        return set().union(*(_shown(e) for e in expr.elts))
+    return set()
+
+
+def result_names(code: str, exclude=frozenset()) -> tuple[list[str], dict[str, tuple[float, float]]]:
+    """The names a solution binds its results to, and bounds known from how they were computed.
+
+    A result is a name assigned at the top level of the solution (not inside a loop or a
+    function) whose value the solution prints (directly, or through an attribute, an item or a
+    method of it) or shows in its last expression; names only passed to a function there count
+    only when no name is shown directly. A name assigned the
+    value of an AUC, C-index or accuracy function (:data:`SCORE_FUNCTIONS`) must lie in [0, 1].
+
+    Parameters
+    ----------
+    code : str
+        The solution's code (its cells joined).
+    exclude : set of str
+        Names the chapter itself assigns outside its solutions: they exist whether or not the
+        exercise was done, so they are no check of it.
+
+    Returns
+    -------
+    tuple
+        ``(names, bounds)``: the names in the order they are first assigned, and
+        ``{name: (low, high)}`` for those with known bounds.
+    """
+    tree = ast.parse(code)
+    assigned: dict[str, ast.AST | None] = {}
+
+    def visit(stmts):
+        for node in stmts:
+            if isinstance(node, ast.Assign):
+                for t in node.targets:
+                    for n in _bound_names(t):
+                        assigned.setdefault(n, node.value if isinstance(t, ast.Name) else None)
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+                for n in _bound_names(node.target):
+                    assigned.setdefault(n, None)
+            elif isinstance(node, (ast.If, ast.With, ast.Try)):
+                visit(node.body)
+                visit(getattr(node, "orelse", []))
+
+    visit(tree.body)
+    outputs = [a for node in ast.walk(tree) if _callee(node) == "print" and isinstance(node.func, ast.Name)
+               for a in node.args]
+    last = tree.body[-1] if tree.body else None
+    if isinstance(last, ast.Expr) and _callee(last.value) not in {"show", "print"}:
+        outputs.append(last.value)
+    shown = set().union(*(_shown(e) for e in outputs))
+    if not any(n in shown for n in assigned):   # only computed inside the output: take what it reads
+        shown = {n.id for e in outputs for n in ast.walk(e) if isinstance(n, ast.Name)}
+    names = [n for n in assigned if n in shown and not n.startswith("_") and n not in exclude]
+    bounds = {n: (0.0, 1.0) for n in names if _callee(assigned[n]) in SCORE_FUNCTIONS}
+    return names, bounds
+
+
+def assigned_names(cells) -> set[str]:
+    """Names assigned at the top level of code cells (cells that do not parse, e.g. magics, skipped)."""
+    out: set[str] = set()
+    for c in cells:
+        try:
+            tree = ast.parse(_src(c))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                out |= {n for t in node.targets for n in _bound_names(t)}
+            elif isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.For)):
+                out |= set(_bound_names(node.target))
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                out.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                out |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return out
+
+
+def check_code(block: GatedSolution, exclude=frozenset()) -> str | None:
+    """The public check cell of an exercise, or None when its solution binds no new result to a name."""
+    names, bounds = result_names(block.code_text(), exclude)
+    if not names:
+        return None
+    args = f"{block.label!r}, globals(), {names!r}"
+    if bounds:
+        args += f", bounds={bounds!r}"
+    return ("# Check your results (run this after your solution): it looks for the names below and tests\n"
+            "# that each holds a usable value.\n"
+            "from oncolab.course import check_exercise\n\n"
+            f"check_exercise({args})\n")
+
+
+def _exercise_cells(block: GatedSolution, exclude=frozenset()) -> list[dict]:
+    """The stub (and the public check) put where a solution was, in a student notebook."""
+    first = block.code[0] if block.code else {"metadata": {}, "id": f"c{block.start_cell:03d}"}
+    check = check_code(block, exclude)
+    names = result_names(block.code_text(), exclude)[0] if check else []
+    hint = (f"The check below looks for: {', '.join(names)}." if names
+            else "No automatic check: compare your output with the questions asked.")
+    stub = copy.deepcopy(first)
+    stub.update({"cell_type": "code", "execution_count": None, "outputs": [],
+                 "source": _lines(STUB_HEAD.format(label=block.label, check=hint) + STUB.format(label=block.label))})
+    stub["metadata"] = {**first.get("metadata", {}), "tags": ["exercise"]}
+    cells = [stub]
+    if check:
+        cells.append({"cell_type": "code", "execution_count": None, "id": f"{stub.get('id', 'cell')}-check",
+                      "metadata": {"tags": ["exercise-check"]}, "outputs": [], "source": _lines(check)})
+    return cells
+
+
+def student_version(nb: dict, where: str = "notebook") -> dict:
+    """A chapter for students: each gated solution replaced by a stub that raises, and its check.
+
+    The solution's code, the prose inside the solution and any answer text after
+    ``{solution-end}`` are removed (:func:`strip_solutions`); in their place come a code cell
+    that raises ``NotImplementedError`` until the student writes a solution, and, when the
+    solution binds its results to names, a cell that checks them
+    (:func:`oncolab.course.check_exercise`). Every exercise statement stays.
+    """
+    chapter_names = assigned_names(c for c in nb["cells"] if c["cell_type"] == "code" and not _is_solution_cell(c))
+    return strip_solutions(nb, lambda b: _exercise_cells(b, chapter_names), where)[0]
+
+
+def book_version(nb: dict, where: str = "notebook") -> dict:
+    """A chapter for the student edition of the book: every gated solution removed, outputs kept."""
+    return strip_solutions(nb, None, where)[0]
+
+
+def answers_outside_solutions(paths=None) -> list[str]:
+    """``file: cell N: text`` for each answer left after ``{solution-end}`` (shown in the published book)."""
+    found = []
+    for p in paths or sorted((ROOT / "chapters").glob("*.ipynb")):
+        for b in strip_solutions(json.loads(Path(p).read_text()), where=Path(p).name)[1]:
+            if b.after:
+                first = b.after.splitlines()[0]
+                found.append(f"{Path(p).name}: cell {b.end_cell} ({b.label}): {first[:70]}")
+    return found
+
+
+SOLUTION_SPAN = re.compile(r"\{solution-start\}.*?\{solution-end\}[^\n]*\n(?:[`:]{3,}[^\n]*\n?)?", re.S)
+AFTER_END = re.compile(r"\{solution-end\}[^\n]*\n[`:]{3,}[^\n]*\n(?P<after>.*?)(?=^\s{0,3}(?:[`:]{3,}\{|#)|\Z)",
+                       re.S | re.M)
+
+
+def solution_snippets(nb: dict, min_length: int = 25) -> list[str]:
+    """Lines of a chapter's answers that appear nowhere else in it: what a student edition must not show.
+
+    Found independently of :func:`strip_solutions`: in the chapter's text (every cell, in
+    order), everything from a ``{solution-start}`` to its ``{solution-end}`` (code and prose),
+    every code cell tagged ``solution``, and, in each markdown cell, the text after a
+    ``{solution-end}`` fence up to the next directive or heading. Lines shorter than
+    ``min_length`` characters, or also present (as a line or part of one) outside the answers,
+    are left out. Whitespace runs are written as one space.
+    """
+    cells = nb["cells"]
+    text = "\n".join(_src(c) + "\n" for c in cells)
+    answer = [m.group(0) for m in SOLUTION_SPAN.finditer(text)]
+    answer += [_src(c) for c in cells if _is_solution_cell(c)]
+    answer += [m.group("after") for c in cells if c["cell_type"] == "markdown" for m in AFTER_END.finditer(_src(c))]
+    outside = []
+    for c in cells:
+        if _is_solution_cell(c):
+            continue
         src = _src(c)
-        m = re.search(r"\{solution-start\}\s*(\S+)", src) if c["cell_type"] == "markdown" else None
-        if m:
-            label = m.group(1)
-        if c["cell_type"] == "code" and "solution" in c.get("metadata", {}).get("tags", []):
-            c["source"] = _lines(STUB.format(label=label or "?"))
-            c["outputs"] = []
-    return nb
+        if c["cell_type"] == "markdown":
+            src = AFTER_END.sub(lambda m: m.group(0)[: m.start("after") - m.start()], src)
+        outside.append(src + "\n")
+    kept = "\n".join(" ".join(line.split()) for line in SOLUTION_SPAN.sub("\n", "\n".join(outside)).splitlines())
+    kept += "\n" + kept.replace("`", "")   # as a page shows inline code
+    out = []
+    for block in answer:
+        for line in block.splitlines():
+            t = " ".join(line.split())
+            if len(t) >= min_length and t not in kept and "{solution" not in t and t not in out:
+                out.append(t)
+    return out
+
+
+def _write_json(path: Path, nb: dict) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def write_student_notebooks(out: Path) -> list[Path]:
+    """Write the student version of every chapter into ``out``; return the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for p in sorted((ROOT / "chapters").glob("*.ipynb")):
+        _write_json(out / p.name, student_version(json.loads(p.read_text()), p.name))
+        written.append(out / p.name)
+    return written
+
+
+def executed_copy(nb_path: Path, executed: Path | None = None, cache: Path | None = None) -> dict | None:
+    """The chapter with its outputs, from a Jupyter cache or an executed copy newer than it; else None.
+
+    ``cache`` is a jupyter-cache folder (``make book`` keeps one in ``_build/.jupyter_cache``),
+    searched first for a run of exactly this chapter's code; ``executed`` a folder of executed
+    chapters (the tests' ``_build/smoke``).
+    """
+    if cache is not None and cache.is_dir():
+        import nbformat
+        from jupyter_cache import get_cache
+
+        try:
+            _, merged = get_cache(str(cache)).merge_match_into_file(str(nb_path))
+            return json.loads(nbformat.writes(merged))
+        except KeyError:
+            pass
+    if executed is not None:
+        copy_path = executed / nb_path.name
+        if copy_path.is_file() and copy_path.stat().st_mtime >= nb_path.stat().st_mtime:
+            return json.loads(copy_path.read_text())
+    return None
+
+
+def stage_student_book(stage: Path, executed: Path | None = None, cache: Path | None = None,
+                       execute: str = "auto") -> list[str]:
+    """Lay out the sources of the student edition of the book in ``stage`` (made anew).
+
+    The book's configuration, table of contents and pages are copied; each chapter is its
+    :func:`book_version`, made from its executed copy (:func:`executed_copy`) when there is one,
+    so that the pages keep their outputs, else from the source. ``execute`` becomes the
+    configuration's ``execute_notebooks``: ``"auto"`` runs only the chapters without outputs,
+    ``"off"`` none. Returns the names of the chapters that had no executed copy.
+    """
+    import shutil
+
+    if stage.exists():
+        shutil.rmtree(stage)
+    (stage / "chapters").mkdir(parents=True)
+    shutil.copy(ROOT / "_toc.yml", stage / "_toc.yml")
+    shutil.copytree(ROOT / "book", stage / "book")
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    cfg["title"] = f"{cfg['title']} (student edition)"
+    cfg["execute"]["execute_notebooks"] = execute
+    tmp = stage / "_config.yml.partial"
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True))
+    tmp.replace(stage / "_config.yml")
+    unexecuted = []
+    for p in sorted((ROOT / "chapters").glob("*.ipynb")):
+        nb = executed_copy(p, executed, cache)
+        if nb is None:
+            nb, _ = json.loads(p.read_text()), unexecuted.append(p.name)
+        _write_json(stage / "chapters" / p.name, book_version(nb, p.name))
+    return unexecuted
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"sync", "check", "student"}:
+    cmds = {"sync", "check", "student", "student-book", "answers"}
+    if not argv or argv[0] not in cmds:
         print(__doc__)
         return 2
     cmd, rest = argv[0], argv[1:]
@@ -174,15 +584,26 @@ def main(argv: list[str]) -> int:
         if len(rest) != 1:
             print("usage: tools/chapters.py student OUTDIR")
             return 2
-        out = Path(rest[0])
-        out.mkdir(parents=True, exist_ok=True)
-        for p in sorted((ROOT / "chapters").glob("*.ipynb")):
-            nb = student_version(json.loads(p.read_text()))
-            tmp = out / (p.name + ".partial")
-            tmp.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-            tmp.replace(out / p.name)
-        print(f"student versions written to {out}")
+        write_student_notebooks(Path(rest[0]))
+        print(f"student versions written to {rest[0]}")
         return 0
+    if cmd == "student-book":
+        import argparse
+
+        ap = argparse.ArgumentParser(prog="tools/chapters.py student-book")
+        ap.add_argument("stage", type=Path)
+        ap.add_argument("--executed", type=Path, default=None, help="folder of executed chapters")
+        ap.add_argument("--cache", type=Path, default=None, help="jupyter-cache folder of a book build")
+        ap.add_argument("--execute", choices=["auto", "off"], default="auto")
+        a = ap.parse_args(rest)
+        missing = stage_student_book(a.stage, a.executed, a.cache, a.execute)
+        print(f"student edition sources written to {a.stage}"
+              + (f"; without outputs: {', '.join(missing)}" if missing else ""))
+        return 0
+    if cmd == "answers":
+        found = answers_outside_solutions([Path(p) for p in rest] or None)
+        print("\n".join(found) if found else "no answer text after {solution-end}")
+        return 1 if found else 0
     paths = [Path(p) for p in rest] or sorted((ROOT / "chapters").glob("*.ipynb"))
     if cmd == "sync":
         for p in paths:

@@ -45,7 +45,33 @@ FLAGS = ("low", "normal", "high", "critical", "not measured")
 
 @dataclass(frozen=True)
 class Biomarker:
-    """One analyte of the panel, in the units the cohort reports it in."""
+    """One analyte of the panel, in the units the cohort reports it in.
+
+    Taught in chapter 1 (what the panel measures); the entries of :data:`BIOMARKERS`.
+
+    Attributes
+    ----------
+    name : str
+        Column name in the cohort's lab table.
+    label : str
+        How a clinician writes it.
+    unit : str
+        The canonical unit.
+    low, high : float
+        Reference range (adult male where sex matters).
+    low_female, high_female : float or None
+        The range for women where it differs.
+    critical_low, critical_high : float or None
+        Critical limits, where defined.
+    median, log_sd, effect : float
+        The synthetic generator's model: ``value = median * exp(log_sd * z + effect * s / sd(s))``.
+    decimals : int
+        Decimals a report shows.
+    conversions : tuple of (str, float)
+        Other units, each with the factor that converts a value in it to ``unit``.
+    description : str
+        What the analyte tells.
+    """
 
     name: str  # column name in the cohort's lab table
     label: str  # how a clinician writes it
@@ -111,6 +137,11 @@ def biomarker(name: str) -> Biomarker:
     Returns
     -------
     Biomarker
+
+    Raises
+    ------
+    KeyError
+        When ``name`` is not a known biomarker.
     """
     try:
         return _BY_NAME[name]
@@ -137,6 +168,13 @@ def reference_range(name: str, sex: str | None = None, age: float | None = None)
     -------
     tuple of float
         (low, high), in the biomarker's unit.
+
+    Raises
+    ------
+    KeyError
+        When ``name`` is not a known biomarker.
+    ValueError
+        When ``sex`` is neither None, "F" nor "M".
     """
     b = biomarker(name)
     low, high = b.low, b.high
@@ -162,16 +200,23 @@ def flag_value(name: str, value: float | None, sex: str | None = None, age: floa
         The biomarker's column name.
     value : float or None
         The measured value (NaN or None: not measured); a negative value raises.
-    sex, age :
+    sex, age : optional
         As for :func:`reference_range`.
 
     Returns
     -------
     str
         One of :data:`FLAGS`.
+
+    Raises
+    ------
+    KeyError
+        When ``name`` is not a known biomarker.
+    ValueError
+        When ``value`` is negative or ``sex`` is invalid.
     """
     b = biomarker(name)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if is_missing(value):   # None or NaN of any float type (a numpy.float32 NaN included)
         return "not measured"
     value = float(value)
     if value < 0:
@@ -255,6 +300,16 @@ def to_canonical(name: str, value: Any, unit: str | None = None) -> float:
     -------
     float
         The value in the canonical unit (:attr:`Biomarker.unit`), NaN when missing.
+
+    Raises
+    ------
+    KeyError
+        When ``name`` is not a known biomarker.
+    TypeError
+        When ``value`` is not a number (a bool or a string, say).
+    ValueError
+        When ``value`` is not finite or negative, ``unit`` is not understood, or the value is
+        implausible in its unit.
     """
     b = biomarker(name)
     if is_missing(value):

@@ -1,6 +1,6 @@
 """Real datasets that ship with installed packages, in the book's table conventions.
 
-Taught in chapters 1, 7 and 8. All load offline.
+Taught in chapters 1, 7 and 8; chapters 9 and 12 use them too. All load offline.
 
 Each loader returns a :class:`RealDataset`: ``X`` (a DataFrame of covariates, raw: no
 encoding or scaling, so that preprocessing can be fitted inside cross-validation folds),
@@ -23,11 +23,21 @@ __all__ = ["RealDataset", "load_breast_cancer_genes", "load_fna_breast_cancer", 
 
 @dataclass
 class RealDataset:
-    """A real dataset in the book's conventions (taught in chapter 1; used in chapters 7-9).
+    """A real dataset in the book's conventions (taught in chapter 1; used in chapters 7-9 and 12).
 
-    Attributes: ``name``; ``X``, the raw covariates (a DataFrame indexed by ``patient_id``);
-    ``y``, scikit-survival's structured (event, time) array or class labels; a
-    ``description`` of the patients and the outcome; the ``citation`` of the source.
+    Attributes
+    ----------
+    name : str
+        Short name (``"gbsg2"``, ``"breast_cancer"``, ...).
+    X : pandas.DataFrame
+        The raw covariates, indexed by ``patient_id`` (``"0"``, ``"1"``, ... as text);
+        categorical columns hold text.
+    y : numpy.ndarray
+        scikit-survival's structured (event, time) array, or class labels.
+    description : str
+        The patients and the outcome.
+    citation : str
+        The source.
     """
 
     name: str
@@ -72,7 +82,7 @@ def load_gbsg2() -> RealDataset:
 def load_breast_cancer_genes() -> RealDataset:
     """scikit-survival's breast_cancer: 198 patients, 76 genes + clinical, distant metastasis.
 
-    Taught in chapters 1 and 7; chapter 9 uses it too.
+    Taught in chapters 1 and 7; chapters 9 and 12 use it too.
 
     Returns
     -------

@@ -1,6 +1,7 @@
 """Patient-level stratified splits: train/val/test and K folds.
 
-Taught in chapter 1; chapter 13 shows what goes wrong without them (leakage).
+Taught in chapter 1 (train/val/test) and chapter 13 (K folds, and the leakage that comes from
+choosing features on all patients instead of inside each fold).
 
 Splits are made on patients, never on images or tiles, and stratified by diagnosis so that
 each part has the cohort's class mix (or by another label, e.g. ``stratify="event"`` for the
@@ -57,7 +58,16 @@ def train_val_test_split(cohort: Cohort | np.ndarray, fractions: tuple[float, fl
     Returns
     -------
     dict of str to numpy.ndarray
-        ``{"train", "val", "test"}``: sorted positions into the cohort, disjoint, covering it.
+        ``{"train", "val", "test"}``: sorted positions into the cohort, disjoint, covering it
+        (``"val"`` is empty when its fraction is 0).
+
+    Raises
+    ------
+    ValueError
+        When ``fractions`` is not three non-negative numbers summing to 1 with train and test
+        above 0, ``stratify`` names no label of the cohort (or ``"y"`` on a cohort without a
+        diagnosis), or scikit-learn cannot split (a part would be empty, or a class has too
+        few patients to stratify).
     """
     fr = np.asarray(fractions, dtype=float)
     if fr.shape != (3,) or (fr < 0).any() or not np.isclose(fr.sum(), 1.0) or fr[0] == 0 or fr[2] == 0:
@@ -76,7 +86,9 @@ def kfold_indices(cohort: Cohort | np.ndarray, k: int = 5, seed: int = 0,
                   stratify: str | None = "y") -> list[tuple[np.ndarray, np.ndarray]]:
     """K stratified folds of patients, for cross-validation.
 
-    Taught in chapter 1; chapter 13 shows what goes wrong without patient-level folds.
+    Taught in chapter 13 (cross-validated results, and the leakage experiment); chapters 12
+    and 14 cross-validate with it too. The folds are shuffled with ``seed`` (scikit-learn's
+    ``StratifiedKFold``).
 
     Parameters
     ----------
@@ -94,8 +106,15 @@ def kfold_indices(cohort: Cohort | np.ndarray, k: int = 5, seed: int = 0,
     Returns
     -------
     list of tuple of numpy.ndarray
-        ``k`` pairs ``(train_positions, test_positions)``; the test parts are disjoint and
-        cover every patient once.
+        ``k`` pairs ``(train_positions, test_positions)``, each sorted; the test parts are
+        disjoint and cover every patient once.
+
+    Raises
+    ------
+    ValueError
+        When ``k`` is not an integer >= 2, ``stratify`` names no label of the cohort, or
+        scikit-learn cannot make ``k`` folds (fewer patients than folds, or no class with at
+        least ``k`` patients).
     """
     if not isinstance(k, int) or k < 2:
         raise ValueError(f"k must be an integer >= 2, got {k!r}")

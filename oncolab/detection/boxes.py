@@ -62,7 +62,29 @@ def check_boxes(boxes, name: str = "boxes", fmt: str = "xyxy") -> np.ndarray:
 
     A single box of shape ``(4,)`` becomes ``(1, 4)``; an empty input becomes ``(0, 4)``.
     For ``"xyxy"`` boxes, ``x1 >= x0`` and ``y1 >= y0`` are required; for the size-based
-    formats, non-negative width and height. Values must be finite.
+    formats, non-negative width and height. Values must be finite. Taught in chapter 3 (what
+    makes a box valid); every function of this module checks its boxes with it.
+
+    Parameters
+    ----------
+    boxes : array-like, shape (n, 4) or (4,)
+        The boxes, in format ``fmt``.
+    name : str, default "boxes"
+        The name used in error messages.
+    fmt : {"xyxy", "xywh", "cxcywh", "yolo"}, default "xyxy"
+        The format of ``boxes`` (see the module docstring).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n, 4)
+        A float array (a copy when the input was not already a float array).
+
+    Raises
+    ------
+    ValueError
+        When ``fmt`` is unknown, the shape is not (n, 4), a value is not finite, or a box has
+        its corners in the wrong order (``xyxy``) or a negative width or height (the others);
+        the message names the first bad row.
     """
     if fmt not in BOX_FORMATS:
         raise ValueError(f"unknown box format {fmt!r}; expected one of {BOX_FORMATS}")
@@ -92,7 +114,28 @@ def convert_boxes(boxes, src: str, dst: str, image_size: tuple[int, int] | None 
     """Convert boxes between the formats ``"xyxy"``, ``"xywh"``, ``"cxcywh"`` and ``"yolo"``.
 
     ``image_size`` is ``(width, height)`` in pixels and is needed whenever ``src`` or ``dst``
-    is ``"yolo"`` (normalised coordinates). Returns a new float array of shape ``(n, 4)``.
+    is ``"yolo"`` (normalised coordinates). Taught in chapter 3 (the cohort's boxes written as
+    YOLO labels).
+
+    Parameters
+    ----------
+    boxes : array-like, shape (n, 4) or (4,)
+        Boxes in format ``src``.
+    src, dst : {"xyxy", "xywh", "cxcywh", "yolo"}
+        Source and target formats.
+    image_size : tuple of (int, int), optional
+        ``(width, height)`` of the image in pixels; required when either format is ``"yolo"``.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n, 4)
+        A new array, in format ``dst``.
+
+    Raises
+    ------
+    ValueError
+        When a format is unknown, ``boxes`` fails :func:`check_boxes` for ``src``, or
+        ``image_size`` is missing or not two positive numbers where ``"yolo"`` is involved.
     """
     for f in (src, dst):
         if f not in BOX_FORMATS:
@@ -130,7 +173,23 @@ class Detections:
 
     What :meth:`oncolab.detection.YoloDetector.predict` returns per image and what
     :func:`evaluate_detections` and :func:`oncolab.detection.roi_crops` accept. Boxes are
-    sorted by decreasing score.
+    sorted by decreasing score (stable, so equal scores keep their order). Taught in chapter 3.
+
+    Parameters
+    ----------
+    boxes : array-like, shape (n, 4)
+        ``xyxy`` pixel boxes (checked with :func:`check_boxes`).
+    scores : array-like of float, shape (n,)
+        Confidence of each box.
+    classes : array-like of int, shape (n,)
+        Class index of each box.
+    image_shape : tuple of (int, int), optional
+        ``(height, width)`` of the image the boxes belong to.
+
+    Raises
+    ------
+    ValueError
+        When the boxes are invalid or the three arrays differ in length.
     """
 
     boxes: np.ndarray
@@ -152,7 +211,13 @@ class Detections:
         return len(self.scores)
 
     def best(self) -> np.ndarray | None:
-        """The highest-scoring box (shape ``(4,)``), or ``None`` when nothing was detected."""
+        """The highest-scoring box (shape ``(4,)``), or ``None`` when nothing was detected.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (4,), or None
+            A copy of the first ``xyxy`` box.
+        """
         return self.boxes[0].copy() if len(self) else None
 
 
@@ -160,7 +225,25 @@ class Detections:
 # IoU and GIoU
 # --------------------------------------------------------------------------------------------
 def box_area(boxes) -> np.ndarray:
-    """Areas of ``xyxy`` boxes, shape ``(n,)``."""
+    """Areas of ``xyxy`` boxes, shape ``(n,)``.
+
+    Taught in chapter 3 (the ingredient of IoU).
+
+    Parameters
+    ----------
+    boxes : array-like, shape (n, 4) or (4,)
+        ``xyxy`` boxes.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n,)
+        ``(x1 - x0) * (y1 - y0)`` per box.
+
+    Raises
+    ------
+    ValueError
+        When the boxes fail :func:`check_boxes`.
+    """
     b = check_boxes(boxes)
     return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
 
@@ -177,7 +260,25 @@ def _inter_union(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def box_iou(boxes1, boxes2) -> np.ndarray:
     """Pairwise intersection over union of two sets of ``xyxy`` boxes: shape ``(n, m)``.
 
-    IoU = area(A ∩ B) / area(A ∪ B), in [0, 1]. Two empty (zero-area) boxes give 0.
+    IoU = area(A ∩ B) / area(A ∪ B), in [0, 1]. Two empty (zero-area) boxes give 0. Taught in
+    chapter 3; chapter 12 scores the detector's boxes against the annotated ones with it.
+
+    Parameters
+    ----------
+    boxes1 : array-like, shape (n, 4) or (4,)
+        ``xyxy`` boxes.
+    boxes2 : array-like, shape (m, 4) or (4,)
+        ``xyxy`` boxes.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n, m)
+        ``iou[i, j]`` between ``boxes1[i]`` and ``boxes2[j]``.
+
+    Raises
+    ------
+    ValueError
+        When either set fails :func:`check_boxes`.
     """
     a, b = check_boxes(boxes1, "boxes1"), check_boxes(boxes2, "boxes2")
     inter, union = _inter_union(a, b)
@@ -190,7 +291,25 @@ def generalized_box_iou(boxes1, boxes2) -> np.ndarray:
 
     GIoU = IoU - area(C \\ (A ∪ B)) / area(C), where C is the smallest box enclosing A and B.
     Unlike IoU it still says how far apart two boxes are when they do not overlap, which is
-    why detectors use ``1 - GIoU`` (or its relatives CIoU, DIoU) as a box loss.
+    why detectors use ``1 - GIoU`` (or its relatives CIoU, DIoU) as a box loss. Taught in
+    chapter 3. When the enclosing box has zero area the result is the IoU (0).
+
+    Parameters
+    ----------
+    boxes1 : array-like, shape (n, 4) or (4,)
+        ``xyxy`` boxes.
+    boxes2 : array-like, shape (m, 4) or (4,)
+        ``xyxy`` boxes.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n, m)
+        ``giou[i, j]`` between ``boxes1[i]`` and ``boxes2[j]``.
+
+    Raises
+    ------
+    ValueError
+        When either set fails :func:`check_boxes`.
     """
     a, b = check_boxes(boxes1, "boxes1"), check_boxes(boxes2, "boxes2")
     inter, union = _inter_union(a, b)
@@ -213,7 +332,29 @@ def nms(boxes, scores, iou_threshold: float = 0.5, classes=None) -> np.ndarray:
     Take the highest-scoring box, drop every remaining box whose IoU with it is *greater*
     than ``iou_threshold``, repeat with the next box still standing. With ``classes``, boxes
     of different classes never suppress each other (``torchvision.ops.batched_nms``).
-    Same rule and order as ``torchvision.ops.nms``.
+    Same rule and order as ``torchvision.ops.nms``. Taught in chapter 3.
+
+    Parameters
+    ----------
+    boxes : array-like, shape (n, 4)
+        ``xyxy`` boxes.
+    scores : array-like of float, shape (n,)
+        Score of each box.
+    iou_threshold : float, default 0.5
+        In [0, 1]; a box overlapping a kept one by more than this is dropped.
+    classes : array-like, shape (n,), optional
+        Class of each box; boxes only suppress boxes of their own class.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (k,)
+        Indices into ``boxes`` of the boxes kept, by decreasing score.
+
+    Raises
+    ------
+    ValueError
+        When the boxes are invalid, ``scores`` or ``classes`` does not have one value per box,
+        or ``iou_threshold`` is outside [0, 1].
     """
     b = check_boxes(boxes)
     s = np.asarray(scores, dtype=float).reshape(-1)
@@ -252,9 +393,33 @@ def match_detections(pred_boxes, pred_scores, gt_boxes, iou_thresholds=0.5,
     ground-truth box of its class with which it has the highest IoU, and is a true positive
     when that IoU reaches the threshold; otherwise it is a false positive (a duplicate of an
     object already found counts as a false positive). This is the greedy rule of PASCAL VOC
-    and COCO, and of ultralytics' validator.
+    and COCO, and of ultralytics' validator. Each IoU threshold is matched on its own. Taught in
+    chapter 3 (through :func:`evaluate_detections`).
 
-    Returns a bool array ``(n_pred, n_thresholds)`` in the order the detections were given.
+    Parameters
+    ----------
+    pred_boxes : array-like, shape (n_pred, 4)
+        Detected ``xyxy`` boxes of one image.
+    pred_scores : array-like of float, shape (n_pred,)
+        Their scores.
+    gt_boxes : array-like, shape (n_gt, 4)
+        Annotated ``xyxy`` boxes of the same image.
+    iou_thresholds : float or array-like of float, default 0.5
+        One or more thresholds in [0, 1].
+    pred_classes, gt_classes : array-like of int, optional
+        Class of each box; all class 0 when omitted.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_pred, n_thresholds)
+        True where the detection is a true positive at that threshold, rows in the order the
+        detections were given.
+
+    Raises
+    ------
+    ValueError
+        When the boxes are invalid, the scores or classes do not have one value per box, or a
+        threshold is outside [0, 1].
     """
     p = check_boxes(pred_boxes, "pred_boxes")
     g = check_boxes(gt_boxes, "gt_boxes")
@@ -285,8 +450,31 @@ def match_detections(pred_boxes, pred_scores, gt_boxes, iou_thresholds=0.5,
 def precision_recall_curve(tp, scores, n_gt: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Precision and recall after each detection, detections sorted by decreasing score.
 
-    ``tp`` is a bool array ``(n,)`` or ``(n, t)`` (one column per IoU threshold). Returns
-    ``(precision, recall, sorted_scores)`` with the same trailing shape as ``tp``.
+    Taught in chapter 3.
+
+    Parameters
+    ----------
+    tp : array-like of bool, shape (n,) or (n, t)
+        Whether each detection is a true positive (one column per IoU threshold, as
+        :func:`match_detections` returns).
+    scores : array-like of float, shape (n,)
+        The detections' scores.
+    n_gt : int
+        Number of annotated objects, >= 0 (recall is 0 everywhere when it is 0).
+
+    Returns
+    -------
+    precision : numpy.ndarray of float, shape like ``tp``
+        Precision after each detection, in score order.
+    recall : numpy.ndarray of float, shape like ``tp``
+        Recall after each detection.
+    sorted_scores : numpy.ndarray of float, shape (n,)
+        The scores, decreasing (stable for ties).
+
+    Raises
+    ------
+    ValueError
+        When ``tp`` and ``scores`` differ in length or ``n_gt < 0``.
     """
     tp = np.asarray(tp, dtype=float)
     s = np.asarray(scores, dtype=float).reshape(-1)
@@ -314,6 +502,27 @@ def average_precision(recall, precision, method: str = "all") -> float:
     ``method="coco"``
         COCO's 101-point interpolation: the mean of the envelope sampled at recall
         0, 0.01, ..., 1 (0 beyond the highest recall reached).
+
+    Taught in chapter 3.
+
+    Parameters
+    ----------
+    recall : array-like of float, shape (n,)
+        Recall after each detection, non-decreasing (from :func:`precision_recall_curve`).
+    precision : array-like of float, shape (n,)
+        Precision after each detection.
+    method : {"all", "coco"}, default "all"
+        The interpolation, as above.
+
+    Returns
+    -------
+    float
+        The average precision, in [0, 1]; 0 for no detections.
+
+    Raises
+    ------
+    ValueError
+        When the two arrays differ in length, recall decreases, or ``method`` is unknown.
     """
     r = np.asarray(recall, dtype=float).reshape(-1)
     p = np.asarray(precision, dtype=float).reshape(-1)
@@ -343,8 +552,30 @@ class DetectionEvaluation:
 
     ``ap`` has one row per class present in the ground truth and one column per IoU
     threshold; ``map50`` and ``map50_95`` average it over classes (first column, all
-    columns). ``precision`` and ``recall`` are read at the score threshold that maximises F1
-    at IoU 0.5 (averaged over classes), as ultralytics reports them.
+    columns). ``precision``, ``recall`` and ``f1`` are read, for each class, after the
+    detection at which that class's F1 at the first IoU threshold (0.5) is highest, and then
+    averaged over classes (a class without detections counts 0); ``score_threshold`` is the
+    mean of those detections' scores. ultralytics instead picks one score threshold for all
+    classes on a smoothed mean F1 curve, so its precision and recall are close to these, not
+    equal. Taught in chapter 3.
+
+    Attributes
+    ----------
+    map50, map50_95 : float
+        Mean AP at IoU 0.5 (the first threshold) and over all thresholds.
+    precision, recall, f1, score_threshold : float
+        As above.
+    ap : numpy.ndarray of float, shape (n_classes, n_thresholds)
+        AP per class and threshold.
+    classes : numpy.ndarray of int
+        The classes present in the ground truth, sorted (the rows of ``ap``).
+    iou_thresholds : numpy.ndarray of float
+        The thresholds (the columns of ``ap``).
+    n_images, n_gt, n_pred : int
+        Images, annotated objects and detections counted.
+    tp, scores, pred_classes, gt_classes : numpy.ndarray
+        The pooled matching (``tp``: bool, one row per detection and column per threshold),
+        kept for plots.
     """
 
     map50: float
@@ -365,7 +596,14 @@ class DetectionEvaluation:
     gt_classes: np.ndarray = field(repr=False)
 
     def as_dict(self) -> dict[str, float]:
-        """The headline numbers, rounded for a table."""
+        """The headline numbers, rounded for a table.
+
+        Returns
+        -------
+        dict
+            ``mAP@0.5``, ``mAP@0.5:0.95``, ``precision``, ``recall`` (floats rounded to four
+            decimals) and ``images``, ``objects``, ``detections`` (ints).
+        """
         return {"mAP@0.5": round(self.map50, 4), "mAP@0.5:0.95": round(self.map50_95, 4),
                 "precision": round(self.precision, 4), "recall": round(self.recall, 4),
                 "images": self.n_images, "objects": self.n_gt, "detections": self.n_pred}
@@ -383,7 +621,17 @@ def split_predictions(item, i: int):
 
     Returns
     -------
-    tuple of ndarray
+    boxes : numpy.ndarray of float, shape (n, 4)
+    scores : numpy.ndarray of float, shape (n,)
+    classes : numpy.ndarray of int, shape (n,)
+        All 0 when the item gives no classes.
+
+    Raises
+    ------
+    TypeError
+        When ``item`` is none of the three forms.
+    ValueError
+        When the boxes are invalid or the scores do not have one value per box.
     """
     if isinstance(item, dict):
         boxes, scores, classes = item.get("boxes"), item.get("scores"), item.get("classes")
@@ -414,7 +662,14 @@ def split_ground_truth(item, i: int):
 
     Returns
     -------
-    tuple of ndarray
+    boxes : numpy.ndarray of float, shape (n, 4)
+    classes : numpy.ndarray of int, shape (n,)
+        All 0 when the item gives no classes.
+
+    Raises
+    ------
+    ValueError
+        When the boxes are invalid or the classes do not have one value per box.
     """
     if isinstance(item, dict):
         boxes, classes = item.get("boxes"), item.get("classes")
@@ -433,24 +688,38 @@ def evaluate_detections(predictions: Sequence, ground_truth: Sequence,
                         iou_thresholds=COCO_IOU_THRESHOLDS, method: str = "coco") -> DetectionEvaluation:
     """mAP@0.5, mAP@0.5:0.95, precision and recall of detections over a set of images.
 
-    Parameters
-    ----------
-    predictions:
-        One entry per image: ``{"boxes": (n, 4) xyxy, "scores": (n,), "classes": (n,)}``
-        (``classes`` optional), a ``(boxes, scores[, classes])`` tuple, or a
-        :class:`~oncolab.detection.Detections`.
-    ground_truth:
-        One entry per image, in the same order: an ``(m, 4)`` xyxy array (one class), or
-        ``{"boxes": ..., "classes": ...}``, or a ``(boxes, classes)`` tuple.
-    iou_thresholds:
-        The IoU thresholds; the first one gives ``map50`` (keep it at 0.5).
-    method:
-        ``"coco"`` (101-point, what COCO and ultralytics report) or ``"all"`` (all-point).
-
     Detections are matched per image with :func:`match_detections`, then pooled over images
     per class, sorted by score, and turned into a precision-recall curve per threshold whose
     area (:func:`average_precision`) is the AP. mAP is the mean AP over the classes that have
-    ground truth.
+    ground truth. Taught in chapter 3.
+
+    Parameters
+    ----------
+    predictions : sequence
+        One entry per image: ``{"boxes": (n, 4) xyxy, "scores": (n,), "classes": (n,)}``
+        (``classes`` optional), a ``(boxes, scores[, classes])`` tuple, or a
+        :class:`~oncolab.detection.Detections`.
+    ground_truth : sequence
+        One entry per image, in the same order: an ``(m, 4)`` xyxy array (one class), or
+        ``{"boxes": ..., "classes": ...}``, or a ``(boxes, classes)`` tuple.
+    iou_thresholds : array-like of float, default :data:`COCO_IOU_THRESHOLDS`
+        The IoU thresholds; the first one gives ``map50`` (keep it at 0.5).
+    method : {"coco", "all"}, default "coco"
+        ``"coco"`` (101-point, what COCO and ultralytics report) or ``"all"`` (all-point).
+
+    Returns
+    -------
+    DetectionEvaluation
+        mAP@0.5, mAP@0.5:0.95, precision, recall, F1, the AP table and the pooled matching.
+        With no annotated object at all every number is 0.
+
+    Raises
+    ------
+    ValueError
+        When the two sequences differ in length, or an entry's boxes, scores, classes or IoU
+        thresholds are invalid.
+    TypeError
+        When a prediction entry is none of the accepted forms.
     """
     if len(predictions) != len(ground_truth):
         raise ValueError(f"{len(predictions)} prediction entries for {len(ground_truth)} images; "

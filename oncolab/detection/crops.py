@@ -1,7 +1,8 @@
 """Regions of interest: from a lesion box to the fixed-size crop the image encoders read.
 
-Taught in chapter 3 ("Finding the tumor: object detection"); the crops feed the image encoders
-of chapters 2 and 4 and the complete system of chapter 12.
+Taught in chapter 3 ("Finding the tumor: object detection"); the same cuts make the lesion crops
+of chapter 2's CNNs (:func:`oncolab.vision.lesion_crops`) and the radiograph windows of the
+complete system of chapter 12.
 
 The crop is square and centred on the box, enlarged by a ``margin`` on every side (the tissue
 around a lesion carries information: a sclerotic rim, a periosteal reaction), padded with zeros
@@ -42,7 +43,28 @@ def crop_window(box, image_shape: tuple[int, int], margin: float = 0.15) -> tupl
 
     The side is the box's longer side times ``1 + 2 * margin`` (at least one pixel); the window
     is centred on the box and may reach outside the image (that part is padded).
-    ``box = None`` gives the whole image made square.
+    ``box = None`` gives the whole image made square. Taught in chapter 3.
+
+    Parameters
+    ----------
+    box : array-like of 4 floats, or None
+        One ``xyxy`` box in pixels.
+    image_shape : tuple of (int, int)
+        ``(height, width)`` of the image (further entries are ignored).
+    margin : float, default 0.15
+        Fraction of the box's longer side added on every side, >= 0.
+
+    Returns
+    -------
+    tuple of 4 int
+        ``(x0, y0, x1, y1)``, with ``x1 - x0 == y1 - y0 >= 1``; may lie partly outside the
+        image.
+
+    Raises
+    ------
+    ValueError
+        When ``margin`` is negative or not finite, ``box`` is not one valid ``xyxy`` box, or
+        the box lies entirely outside the image.
     """
     if margin < 0 or not np.isfinite(margin):
         raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
@@ -70,6 +92,25 @@ def centred_window(box, image_shape: tuple[int, int], window: float = 0.5) -> tu
     Cut with ``roi_crop(image, centred_window(box, image.shape, w), size, margin=0)``: unlike a
     window fitted to the box, a fixed window keeps the lesion's true size visible to a CNN
     (chapter 2; the complete system of chapter 12 crops this way around the detector's box).
+
+    Parameters
+    ----------
+    box : array-like of 4 floats
+        One ``xyxy`` box in pixels.
+    image_shape : tuple of (int, int)
+        ``(height, width)`` of the image; only the height is used.
+    window : float, default 0.5
+        Side of the window as a fraction of the image height, in (0, 1].
+
+    Returns
+    -------
+    tuple of 4 float
+        ``(x0, y0, x1, y1)`` centred on the box's centre; may reach outside the image.
+
+    Raises
+    ------
+    ValueError
+        When ``window`` is outside (0, 1] or ``box`` is not one valid ``xyxy`` box.
     """
     if not 0 < window <= 1:
         raise ValueError(f"window must lie in (0, 1], got {window!r}")
@@ -86,8 +127,31 @@ def roi_crop(image, box, size: int = 128, margin: float = 0.15) -> np.ndarray:
     """Cut a square region around ``box`` (``xyxy`` pixels) and resize it to ``size`` x ``size``.
 
     ``image`` is uint8, grayscale ``(H, W)`` or colour ``(H, W, 3)``; the crop keeps its
-    channels. Parts of the window outside the image are filled with zeros. ``box=None``
-    crops the whole image (padded to a square).
+    channels. Parts of the window outside the image are filled with zeros; the resize is
+    bilinear (PIL). ``box=None`` crops the whole image (padded to a square). Taught in chapter 3.
+
+    Parameters
+    ----------
+    image : numpy.ndarray of uint8, shape (H, W), (H, W, 1) or (H, W, 3)
+        The image (a single channel is squeezed to (H, W)).
+    box : array-like of 4 floats, or None
+        One ``xyxy`` box in pixels.
+    size : int, default 128
+        Side of the output, >= 1.
+    margin : float, default 0.15
+        As in :func:`crop_window`; 0 cuts exactly a square window given as ``box``.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (size, size) or (size, size, 3)
+
+    Raises
+    ------
+    TypeError
+        When ``image`` is not uint8.
+    ValueError
+        When ``image`` has another shape, ``size`` is not a positive integer, or ``box`` or
+        ``margin`` fails :func:`crop_window`.
     """
     img = _check_image(image)
     size = _check_size(size)
@@ -110,7 +174,37 @@ def roi_crops(images: Sequence, boxes: Sequence, size: int = 128, margin: float 
     highest-scoring box is used when its score is at least ``min_score``), an ``xyxy`` box of
     four numbers, or ``None``. Where there is no usable box the whole image is used and
     ``fell_back[i]`` is True. ``crops`` has shape ``(n, size, size)`` for grayscale images or
-    ``(n, size, size, 3)`` for colour ones (all images must agree).
+    ``(n, size, size, 3)`` for colour ones (all images must agree). Taught in chapter 3 (crops
+    around YOLO's boxes).
+
+    Parameters
+    ----------
+    images : sequence of numpy.ndarray of uint8
+        The images, each (H, W), (H, W, 1) or (H, W, 3).
+    boxes : sequence
+        One entry per image: a :class:`~oncolab.detection.Detections`, one ``xyxy`` box, an
+        empty array, or None.
+    size : int, default 128
+        Side of each crop.
+    margin : float, default 0.15
+        As in :func:`crop_window`.
+    min_score : float, default 0.0
+        Below this score a detection is not used (the image falls back).
+
+    Returns
+    -------
+    crops : numpy.ndarray of uint8, shape (n, size, size) or (n, size, size, 3)
+        ``(0, size, size)`` when there are no images.
+    fell_back : numpy.ndarray of bool, shape (n,)
+        True where the whole image was used.
+
+    Raises
+    ------
+    ValueError
+        When ``images`` and ``boxes`` differ in length, a crop fails :func:`roi_crop`, or the
+        images mix grayscale and colour.
+    TypeError
+        When an image is not uint8.
     """
     if len(images) != len(boxes):
         raise ValueError(f"{len(images)} images but {len(boxes)} box entries; expected one entry per image")

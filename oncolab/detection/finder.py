@@ -214,28 +214,28 @@ class LesionFinder:
 
     Parameters
     ----------
-    sigma:
-        Standard deviation of the Gaussian smoothing (working pixels, > 0).
-    background_quantile:
+    sigma : float, default 0.75
+        Standard deviation of the Gaussian smoothing (working pixels, in (0, 20]).
+    background_quantile : float, default 0.6
         Quantile of the intensities along a line parallel to the bone taken as its background, in (0, 1).
-    threshold:
-        Darkness (grey levels below the background) a pixel needs to belong to a lesion, > 0.
-    min_area:
+    threshold : float, default 40.0
+        Darkness (grey levels below the background) a pixel needs to belong to a lesion, in (0, 255].
+    min_area : float, default 4.0
         Smallest lesion, in working pixels, >= 1.
-    edge_level:
+    edge_level : float, default 0.35
         The box's edge is where the darkness falls to this fraction of the lesion's peak, in (0, 1).
-    pad:
+    pad : float, default 1.0
         Pixels (working) added on every side of the box (may be negative).
-    work_size:
+    work_size : int, default 128
         Side of the working image (an integer >= 32); not tuned.
-    grid:
+    grid : mapping of str to sequence of float, optional
         ``{parameter: candidate values}`` searched by :meth:`fit`; keys missing from it take
         :attr:`GRID`'s values. A parameter with one candidate is fixed.
-    max_fit_images:
+    max_fit_images : int, default 150
         :meth:`fit` searches on at most this many training images (a seeded random subset), so
         that tuning takes seconds (about 30 ms per image).
-    seed:
-        Seeds that subset.
+    seed : int, default 0
+        Seeds that subset (>= 0).
 
     Attributes
     ----------
@@ -243,6 +243,13 @@ class LesionFinder:
         Width and height of the fallback box, as fractions of the image's width and height.
     training_iou_ : float or None
         Mean IoU on the images :meth:`fit` searched on, with the chosen parameters.
+
+    Raises
+    ------
+    ValueError
+        When a setting is not a finite number in its range, ``work_size``,
+        ``max_fit_images`` or ``seed`` is not an integer in range, or ``grid`` names an unknown
+        parameter or holds an empty or invalid list of candidates.
     """
 
     GRID: dict[str, tuple[float, ...]] = {
@@ -302,10 +309,11 @@ class LesionFinder:
 
         Parameters
         ----------
-        images:
-            Training radiographs: 2-D arrays of grey levels on the 0-255 scale (uint8 or float).
-        boxes:
-            Their annotated lesion boxes, ``(n, 4)`` ``xyxy`` pixels, one row per image.
+        images : sequence of numpy.ndarray
+            Training radiographs: 2-D arrays of grey levels on the 0-255 scale (uint8 or float),
+            at least 8 x 8 pixels.
+        boxes : array-like, shape (n, 4)
+            Their annotated lesion boxes, ``xyxy`` pixels, one row per image.
 
         Returns
         -------
@@ -314,6 +322,12 @@ class LesionFinder:
             subset of at most ``max_fit_images`` of) the images, ties going to the first in grid
             order; ``fallback_size_`` the median box size relative to the image, and
             ``training_iou_`` that mean IoU.
+
+        Raises
+        ------
+        ValueError
+            When an image is not a finite 2-D grey-level image on the 0-255 scale, the boxes
+            are invalid or not one per image, or there is no image.
         """
         imgs = _check_images(images)
         gt = check_boxes(boxes, "boxes")
@@ -368,7 +382,7 @@ class LesionFinder:
 
         Parameters
         ----------
-        image:
+        image : numpy.ndarray, shape (H, W)
             One radiograph, a 2-D array of grey levels on the 0-255 scale.
 
         Returns
@@ -376,6 +390,11 @@ class LesionFinder:
         numpy.ndarray
             Float32 ``(work_size, work_size)`` map of ``background - smoothed image`` (step 3
             of the method), in the image's orientation: what step 4 thresholds.
+
+        Raises
+        ------
+        ValueError
+            When ``image`` is not a finite 2-D grey-level image on the 0-255 scale.
         """
         img = _check_images([image])[0]
         smoothed = _Smoothed(img, self.work_size, self.sigma)
@@ -387,9 +406,9 @@ class LesionFinder:
 
         Parameters
         ----------
-        images:
-            Radiographs: 2-D arrays of grey levels on the 0-255 scale (uint8 or float); they
-            may differ in size.
+        images : sequence of numpy.ndarray
+            Radiographs: 2-D arrays of grey levels on the 0-255 scale (uint8 or float), at
+            least 8 x 8 pixels; they may differ in size.
 
         Returns
         -------
@@ -398,6 +417,12 @@ class LesionFinder:
             is the fallback: a box of ``fallback_size_`` centred in the image.
         found : numpy.ndarray
             Bool ``(n,)``: False where the box is the fallback.
+
+        Raises
+        ------
+        ValueError
+            When ``images`` is a single 2-D array rather than a sequence, or an image is not a
+            finite 2-D grey-level image on the 0-255 scale.
         """
         imgs = _check_images(images)
         boxes = np.zeros((len(imgs), 4))
@@ -439,13 +464,21 @@ class LesionFinder:
 
         Parameters
         ----------
-        config, arrays:
-            What :meth:`state` returned (possibly after a round trip through JSON and safetensors).
+        config : dict
+            The ``config`` of :meth:`state` (possibly after a round trip through JSON).
+        arrays : dict of str to numpy.ndarray
+            The ``arrays`` of :meth:`state` (possibly after a round trip through safetensors).
 
         Returns
         -------
         LesionFinder
             A finder that predicts exactly as the one saved.
+
+        Raises
+        ------
+        ValueError
+            When a key is missing, ``fallback_size`` is not two positive numbers, or a setting
+            is out of range.
         """
         expected = {*_PARAMS, "work_size", "grid", "max_fit_images", "seed", "training_iou"}
         missing = sorted(expected - set(config))

@@ -1,6 +1,6 @@
 """Figures of detections: an image with its ground-truth and predicted boxes and scores.
 
-Taught in chapter 3 ("Finding the tumor: object detection"); reused by the report of chapter 12.
+Taught in chapter 3 ("Finding the tumor: object detection").
 """
 
 from __future__ import annotations
@@ -23,8 +23,35 @@ def plot_detections(image, gt_boxes=None, detections: Detections | None = None, 
 
     ``gt_boxes``: ``xyxy`` box(es) or ``None``; ``detections``: a :class:`Detections` (its
     ``max_boxes`` best with score >= ``min_score`` are drawn) or ``None``. When both are
-    given, the title gains the IoU of the best detection with the first ground-truth box.
-    Returns the matplotlib axes.
+    given, the title gains the IoU of the best detection drawn with the first ground-truth box
+    (or "missed" when no detection is drawn). Taught in chapter 3.
+
+    Parameters
+    ----------
+    image : array-like, shape (H, W) or (H, W, 3)
+        The image, with values in 0..255 (grayscale is drawn with a gray colour map).
+    gt_boxes : array-like, shape (n, 4) or (4,), optional
+        Annotated ``xyxy`` boxes.
+    detections : Detections, optional
+        The detector's boxes.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new 3 x 3 inch figure by default.
+    title : str, optional
+        Title of the panel.
+    max_boxes : int, default 3
+        Most detections drawn.
+    min_score : float, default 0.0
+        Detections scoring lower are not drawn.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on (ticks removed).
+
+    Raises
+    ------
+    ValueError
+        When ``gt_boxes`` are not valid ``xyxy`` boxes.
     """
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
@@ -60,7 +87,37 @@ def plot_detections(image, gt_boxes=None, detections: Detections | None = None, 
 def plot_detection_grid(images: Sequence, gt_boxes: Sequence | None = None,
                         detections: Sequence[Detections] | None = None, titles: Sequence[str] | None = None,
                         ncols: int = 4, size: float = 2.4, **kwargs):
-    """A grid of :func:`plot_detections` panels; returns the figure."""
+    """A grid of :func:`plot_detections` panels; returns the figure.
+
+    Taught in chapter 3.
+
+    Parameters
+    ----------
+    images : sequence of array-like
+        One image per panel, at least one.
+    gt_boxes : sequence, optional
+        One entry per image: ``xyxy`` box(es) or None.
+    detections : sequence of Detections, optional
+        One entry per image (None entries draw no detection).
+    titles : sequence of str, optional
+        One title per image.
+    ncols : int, default 4
+        Columns of the grid (at most the number of images).
+    size : float, default 2.4
+        Side of each panel in inches.
+    **kwargs
+        Passed to :func:`plot_detections` (``max_boxes``, ``min_score``).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; unused panels are switched off.
+
+    Raises
+    ------
+    ValueError
+        When there is no image or a sequence does not have one entry per image.
+    """
     import matplotlib.pyplot as plt
 
     n = len(images)

@@ -115,7 +115,32 @@ def check_yolo_dataset(data_yaml: str | Path, splits: Sequence[str] = ("train", 
     :func:`oncolab.data.read_yolo_labels` for every label file (five fields, box inside [0, 1]
     with positive area: errors name the file and line). With ``read_images`` every image is
     opened, so an unreadable file is reported by name here rather than skipped by ultralytics
-    with a warning. An image without a label file is a background image (allowed).
+    with a warning. An image without a label file is a background image (allowed). Taught in
+    chapter 3; :meth:`YoloDetector.fit` runs it first.
+
+    Parameters
+    ----------
+    data_yaml : str or pathlib.Path
+        The dataset's ``data.yaml``.
+    splits : sequence of str, default ("train", "val", "test")
+        The splits to check; a split the YAML does not name is skipped.
+    read_images : bool, default True
+        Open (verify) every image.
+
+    Returns
+    -------
+    dict of str to dict
+        ``{split: {"images": n_images, "boxes": n_boxes}}`` for each split checked.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``data_yaml`` does not exist.
+    oncolab.data.YoloLabelError
+        (a ``ValueError``) When the YAML or a label file is malformed, a split holds no image,
+        or there is no ``train`` split.
+    ValueError
+        When an image cannot be read.
     """
     data = read_data_yaml(data_yaml)
     root = Path(data["root"])
@@ -168,7 +193,8 @@ def _to_bgr(image, i: int) -> np.ndarray:
 
 @dataclass
 class ValidationRun:
-    """ultralytics' validator on one split, with the predictions it scored.
+    """ultralytics' validator on one split, with the predictions it scored; made by
+    :meth:`YoloDetector.evaluate` (chapter 3).
 
     ``metrics`` holds ultralytics' own numbers (``precision``, ``recall``, ``mAP@0.5``,
     ``mAP@0.5:0.95``); ``predictions`` and ``ground_truth`` are the per-image boxes the
@@ -176,6 +202,14 @@ class ValidationRun:
     computed), ready for :func:`oncolab.detection.evaluate_detections`; ``files`` names the
     images in the same order; ``tp`` is the validator's own true-positive matrix (one row per
     detection in that order, one column per IoU threshold 0.5, 0.55, ..., 0.95).
+
+    Attributes
+    ----------
+    metrics : dict of str to float
+    predictions : list of Detections
+    ground_truth : list of numpy.ndarray, each of shape (m, 4)
+    files : list of str
+    tp : numpy.ndarray of bool, shape (n_detections, 10)
     """
 
     metrics: dict[str, float]
@@ -218,8 +252,28 @@ def ultralytics_map(predictions: Sequence, ground_truth: Sequence) -> dict[str, 
 
     The library side of the check in chapter 3: the same per-image detections and ground truth
     as :func:`oncolab.detection.evaluate_detections` takes (one class), scored with
-    ``DetectionValidator.match_predictions`` and ``ultralytics.utils.metrics.ap_per_class``.
-    Returns ``{"mAP@0.5", "mAP@0.5:0.95", "precision", "recall"}``.
+    ``DetectionValidator.match_predictions`` and ``ultralytics.utils.metrics.ap_per_class``
+    at the IoU thresholds 0.5, 0.55, ..., 0.95.
+
+    Parameters
+    ----------
+    predictions : sequence
+        One entry per image, in any form :func:`oncolab.detection.evaluate_detections` takes.
+    ground_truth : sequence
+        One entry per image, in the same order.
+
+    Returns
+    -------
+    dict of str to float
+        ``mAP@0.5``, ``mAP@0.5:0.95``, ``precision`` and ``recall`` (means over the classes
+        with ground truth, as ultralytics computes them).
+
+    Raises
+    ------
+    ValueError
+        When the two sequences differ in length or an entry is invalid.
+    TypeError
+        When a prediction entry is none of the accepted forms.
     """
     import torch
 
@@ -260,23 +314,40 @@ def ultralytics_map(predictions: Sequence, ground_truth: Sequence) -> dict[str, 
 class YoloDetector:
     """A YOLO detector with a small interface: ``fit``, ``evaluate``, ``predict``, ``save``/``load``.
 
+    Taught in chapter 3; the learned radiograph stage of chapter 12 finds its boxes with it.
+
     Parameters
     ----------
-    model:
+    model : str or pathlib.Path, default "yolo11n.yaml"
         An ultralytics model config (``"yolo11n.yaml"``, built untrained) or a weights file
         (``.pt``) written by :meth:`save` or by ultralytics.
-    pretrained:
+    pretrained : bool, default False
         With a ``.yaml`` config, start from the matching COCO weights (``yolo11n.pt``). Needs
         the network (Google Colab); offline it fails at once with advice.
-    imgsz:
-        Input size in pixels (square); ``None`` takes the size trained weights were trained
-        at, or :data:`DEFAULTS` for a new model.
-    device:
+    imgsz : int, optional
+        Input size in pixels (square), a multiple of 32 and at least 32; ``None`` takes the
+        size trained weights were trained at, or :data:`DEFAULTS` for a new model.
+    device : str, optional
         ``"cpu"``, ``"cuda"``, ...; ``None`` picks with :func:`oncolab.env.get_device`.
-    project, name:
-        Runs are written to ``project/name`` (default ``data_dir("runs", "detect")/detector``).
-    seed:
-        Seeds ultralytics' training (deterministic mode on).
+    project : str or pathlib.Path, optional
+        Runs are written to ``project/name``; by default ``project`` is
+        ``data_dir("runs", "detect")``.
+    name : str, default "detector"
+        The run folder's name.
+    seed : int, default 0
+        Seeds ultralytics' training (deterministic mode on); a non-negative integer.
+    verbose : bool, default True
+        Let ultralytics print its progress during ``fit`` and ``evaluate``.
+
+    Raises
+    ------
+    ValueError
+        When ``model`` is neither a ``.yaml``/``.yml`` config nor a ``.pt`` file, ``seed`` or
+        ``imgsz`` is invalid, or ``pretrained`` is asked with a ``.pt`` file.
+    FileNotFoundError
+        When a ``.pt`` file does not exist.
+    oncolab.env.HubUnavailableError
+        When ``pretrained`` weights must be downloaded while offline.
     """
 
     def __init__(self, model: str | Path = "yolo11n.yaml", pretrained: bool = False, imgsz: int | None = None,
@@ -335,6 +406,33 @@ class YoloDetector:
         process (all its threads: on a machine shared with other work it shows the cost of
         training better than the wall time), ``run_dir`` the run folder, ``history`` the
         per-epoch table (pandas), and the model holds the best epoch's weights.
+
+        Parameters
+        ----------
+        data_yaml : str or pathlib.Path
+            The dataset's ``data.yaml`` (with ``train`` and ``val`` splits).
+        epochs : int, optional
+            Epochs; :data:`DEFAULTS` when None.
+        batch : int, optional
+            Images per batch; :data:`DEFAULTS` when None. Also sets ``nbs`` (one optimiser step
+            per batch) unless ``nbs`` is overridden.
+        workers : int, default 0
+            Data-loading worker processes.
+        **overrides
+            Other ultralytics training arguments.
+
+        Returns
+        -------
+        YoloDetector
+            ``self``, trained.
+
+        Raises
+        ------
+        ValueError
+            When the dataset fails :func:`check_yolo_dataset`, or ``overrides`` set ``imgsz``,
+            ``project``, ``name``, ``data``, ``device`` or ``seed`` (set by the detector).
+        FileNotFoundError
+            When ``data_yaml`` does not exist.
         """
         check_yolo_dataset(data_yaml, read_images=True)
         if "imgsz" in overrides:
@@ -369,7 +467,34 @@ class YoloDetector:
 
     def evaluate(self, data_yaml: str | Path, split: str = "test", conf: float = 0.001, iou: float = 0.7,
                  batch: int = 16) -> ValidationRun:
-        """Run ultralytics' validator on ``split``; return its metrics and the predictions it scored."""
+        """Run ultralytics' validator on ``split``; return its metrics and the predictions it scored.
+
+        Parameters
+        ----------
+        data_yaml : str or pathlib.Path
+            The dataset's ``data.yaml``.
+        split : str, default "test"
+            The split to validate on.
+        conf : float, default 0.001
+            Lowest detection score kept (ultralytics' validation default: low, so that the
+            precision-recall curve is complete).
+        iou : float, default 0.7
+            IoU threshold of ultralytics' non-maximum suppression.
+        batch : int, default 16
+            Images per batch.
+
+        Returns
+        -------
+        ValidationRun
+            ultralytics' metrics and the per-image predictions and ground truth it matched.
+
+        Raises
+        ------
+        ValueError
+            When ``data_yaml`` has no such split.
+        FileNotFoundError
+            When ``data_yaml`` does not exist.
+        """
         data = read_data_yaml(data_yaml)
         if data.get(split) is None:
             raise ValueError(f"{data_yaml} has no {split!r} split; it has {[s for s in ('train', 'val', 'test') if data.get(s)]}")
@@ -396,6 +521,32 @@ class YoloDetector:
         channels) or RGB ``(H, W, 3)``, or image file paths; a single array is treated as a
         batch of one image only if it is passed inside a list. Other shapes or dtypes raise
         a ValueError / TypeError that names the image.
+
+        Parameters
+        ----------
+        images : sequence
+            uint8 arrays or image file paths, as above.
+        conf : float, default 0.25
+            Lowest detection score kept, in [0, 1].
+        iou : float, default 0.7
+            IoU threshold of the non-maximum suppression, in [0, 1].
+        max_det : int, default 10
+            Most detections per image.
+        batch : int, default 32
+            Images per call to the model.
+
+        Returns
+        -------
+        list of Detections
+            One per image, in order, with ``image_shape`` ``(H, W)`` set; boxes sorted by
+            decreasing score.
+
+        Raises
+        ------
+        TypeError
+            When a single image array is passed instead of a sequence, or an image is not uint8.
+        ValueError
+            When ``conf`` or ``iou`` is outside [0, 1] or an image has an unsupported shape.
         """
         if isinstance(images, np.ndarray) and images.ndim in (2, 3) and images.dtype == np.uint8 \
                 and (images.ndim == 2 or images.shape[-1] in (1, 3)):
@@ -416,7 +567,25 @@ class YoloDetector:
         return out
 
     def save(self, path: str | Path) -> Path:
-        """Write the weights to ``path`` (a ``.pt`` file), via a temporary name; return the path."""
+        """Write the weights to ``path`` (a ``.pt`` file), via a temporary name; return the path.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The file to write; it must end in ``.pt`` and its folder must exist.
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        Raises
+        ------
+        ValueError
+            When ``path`` does not end in ``.pt``.
+        FileNotFoundError
+            When the folder does not exist.
+        """
         path = Path(path)
         if path.suffix != ".pt":
             raise ValueError(f"weights are saved as a .pt file, got {path}")
@@ -435,6 +604,21 @@ class YoloDetector:
         from the file. Chapter 12's complete system saves its detector this way. Take the state
         before the first :meth:`predict` (ultralytics fuses batch norms into the convolutions
         for inference).
+
+        Returns
+        -------
+        config : dict
+            ``model`` (the ``.yaml`` config), ``imgsz`` and ``names`` (the class names in
+            index order).
+        arrays : dict of str to numpy.ndarray
+            The network's ``state_dict``, one array per entry.
+
+        Raises
+        ------
+        ValueError
+            When the detector was built from a ``.pt`` file rather than a ``.yaml`` config.
+        RuntimeError
+            When the batch norms are already fused (the detector has predicted).
         """
         net = self.model.model
         if not self.model_source.endswith((".yaml", ".yml")):
@@ -448,7 +632,28 @@ class YoloDetector:
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray], **kwargs) -> YoloDetector:
-        """The detector :meth:`state` described (``kwargs`` go to the constructor: device, ...)."""
+        """The detector :meth:`state` described (``kwargs`` go to the constructor: device, ...).
+
+        Parameters
+        ----------
+        config : dict
+            The ``config`` of :meth:`state`.
+        arrays : dict of str to numpy.ndarray
+            The ``arrays`` of :meth:`state`.
+        **kwargs
+            Constructor arguments other than ``model`` and ``imgsz`` (``device``, ``project``,
+            ...).
+
+        Returns
+        -------
+        YoloDetector
+            The rebuilt detector, in eval mode.
+
+        Raises
+        ------
+        ValueError
+            When the arrays do not fit the architecture and number of classes of ``config``.
+        """
         import torch
 
         configure()   # before ultralytics is imported: it looks up DNS names on import unless offline
@@ -476,6 +681,26 @@ class YoloDetector:
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> YoloDetector:
-        """A detector from weights written by :meth:`save` (or by ultralytics)."""
+        """A detector from weights written by :meth:`save` (or by ultralytics).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            A ``.pt`` weights file.
+        **kwargs
+            Other constructor arguments (``imgsz``, ``device``, ...).
+
+        Returns
+        -------
+        YoloDetector
+            Its input size is the one the weights were trained at unless ``imgsz`` is given.
+
+        Raises
+        ------
+        ValueError
+            When ``path`` is neither a ``.pt`` file nor a ``.yaml``/``.yml`` config.
+        FileNotFoundError
+            When a ``.pt`` file does not exist.
+        """
         return cls(model=str(path), **kwargs)
 

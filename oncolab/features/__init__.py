@@ -27,7 +27,7 @@ labs        :class:`LabFeatures`          :func:`lab_transform` (``log1p`` in ca
                                           flag per lab
 genes       :class:`GeneFeatures`         log-CPM of counts (or log-scale expression as it is),     7
                                           per-gene standardisation, optional PCA
-clinical    :class:`ClinicalFeatures`     standardised numbers, one-hot categories (with an         7
+clinical    :class:`ClinicalFeatures`     standardised numbers, one-hot categories (with an         8
                                           "unknown" column per variable)
 ==========  ============================  ========================================================  =======
 

@@ -2,8 +2,8 @@
 
 Taught with the transformers themselves (chapter 1: :class:`~oncolab.features.IntensityHistogram`
 and :class:`~oncolab.features.StainStatistics`; chapter 6: :class:`~oncolab.features.LabFeatures`;
-chapter 7: :class:`~oncolab.features.GeneFeatures` and :class:`~oncolab.features.ClinicalFeatures`;
-chapter 10: :class:`~oncolab.features.LesionMeasurements` and
+chapter 7: :class:`~oncolab.features.GeneFeatures`; chapter 8:
+:class:`~oncolab.features.ClinicalFeatures`; chapter 10: :class:`~oncolab.features.LesionMeasurements` and
 :class:`~oncolab.features.NuclearMeasurements`).
 
 * :class:`FeatureTransformer`: a scikit-learn transformer that names its output columns and
@@ -27,7 +27,7 @@ __all__ = ["FeatureTransformer", "Measurements"]
 class FeatureTransformer(TransformerMixin, BaseEstimator):
     """Base of the transformers of :mod:`oncolab.features`.
 
-    Taught in chapters 1, 6, 7 and 10, with the transformers built on it.
+    Taught in chapters 1, 6, 7, 8 and 10, with the transformers built on it.
 
     A subclass implements ``fit`` and ``transform`` (calling :meth:`check_fitted` first) and:
 
@@ -68,6 +68,11 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         -------
         numpy.ndarray
             Object array of names, one per output column.
+
+        Raises
+        ------
+        RuntimeError
+            When the transformer is not fitted.
         """
         self.check_fitted()
         return np.asarray(self._names(), dtype=object)
@@ -80,6 +85,11 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         tuple of (dict, dict)
             The settings and the named arrays that :meth:`from_state` rebuilds the fitted
             transformer from (the class docstring says which).
+
+        Raises
+        ------
+        RuntimeError
+            When the transformer is not fitted.
         """
         self.check_fitted()
         return self._state()
@@ -99,6 +109,15 @@ class FeatureTransformer(TransformerMixin, BaseEstimator):
         -------
         FeatureTransformer
             An instance of the class it is called on, fitted.
+
+        Raises
+        ------
+        TypeError
+            When ``config`` or ``arrays`` is not a mapping.
+        KeyError
+            When a setting or an array the class needs is missing.
+        ValueError
+            When a subclass finds a value it cannot use (it names it).
         """
         if not isinstance(config, Mapping):
             raise TypeError(f"config must be the settings dict of {cls.__name__}.state(), got {type(config).__name__}")
@@ -143,6 +162,11 @@ class Measurements(FeatureTransformer):
         -------
         Measurements
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            When a setting is invalid (e.g. ``bins`` of :class:`~oncolab.features.IntensityHistogram`).
         """
         self._settings()
         return self
@@ -160,6 +184,11 @@ class Measurements(FeatureTransformer):
         -------
         numpy.ndarray
             float64 array (n, len(get_feature_names_out())).
+
+        Raises
+        ------
+        ValueError
+            When a patient's input is invalid (the measuring function says why).
         """
         width = len(self._names())
         rows = [self._measure(item) for item in X]

@@ -1,9 +1,9 @@
 """Clinical variables as features: standardised numbers and one-hot categories.
 
-Taught in chapter 7 (the clinical encoder beside the genes, where
-:class:`oncolab.omics.ClinicalPreprocessor` is built); chapter 8 feeds the result to the Cox
-model and chapter 12 to the complete system. This module puts that preprocessor behind the
-scikit-learn transformer interface, with columns matched by name.
+Taught in chapter 8 (the encoded clinical columns of the Cox model on the cohort); chapter 1's
+baselines and chapter 12's complete system use it too. This module puts
+:class:`oncolab.omics.ClinicalPreprocessor` behind the scikit-learn transformer interface, with
+columns matched by name.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def _with_numbers(table: pd.DataFrame, numeric: list) -> pd.DataFrame:
 class ClinicalFeatures(FeatureTransformer):
     """Clinical table -> standardised numbers, then one 0/1 column per (variable, category).
 
-    Taught in chapter 7.
+    Taught in chapter 8 (through :func:`oncolab.survival.tabular_preprocessor`); chapters 1 and
+    12 use it too.
 
     ``fit`` learns on the training patients only: the mean and standard deviation (``ddof=1``)
     of each numeric variable and the categories of each categorical one
@@ -81,6 +82,14 @@ class ClinicalFeatures(FeatureTransformer):
         -------
         ClinicalFeatures
             ``self``.
+
+        Raises
+        ------
+        TypeError
+            When ``X`` is not a DataFrame.
+        ValueError
+            When there are fewer than two rows, a named column is missing, a column is neither
+            categorical nor numeric, or a numeric value is not a number (named with its patient).
         """
         require_frame(X, "clinical variable")
         pre = ClinicalPreprocessor(None if self.categorical is None else list(self.categorical),
@@ -104,6 +113,16 @@ class ClinicalFeatures(FeatureTransformer):
         -------
         numpy.ndarray
             float64 array (n, len(get_feature_names_out())).
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        TypeError
+            When ``X`` is not a DataFrame.
+        ValueError
+            When a fitted column is missing, an unknown column is present, or a numeric value is
+            not a number.
         """
         self.check_fitted()
         return self.pre_.one_hot(self._table(X)).astype(np.float64)

@@ -137,6 +137,14 @@ class GeneFeatures(FeatureTransformer):
         -------
         GeneFeatures
             ``self``.
+
+        Raises
+        ------
+        ValueError
+            When ``n_components`` is not a positive integer or None or exceeds
+            ``min(n_training_patients, n_genes)``, ``whiten`` is set without ``n_components``,
+            ``values`` is unknown, there are fewer than two patients, or a value is missing,
+            negative, infinite or not a number (named with its gene and patient).
         """
         k = self.n_components
         if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
@@ -171,6 +179,14 @@ class GeneFeatures(FeatureTransformer):
         -------
         numpy.ndarray
             float64 array (n, n_genes), or (n, n_components) with PCA.
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        ValueError
+            When a training gene is missing or an unknown one is present (an array: the number
+            of columns differs), or a value is missing, negative, infinite or not a number.
         """
         self.check_fitted()
         Z = self.pre_.transform(self._table(X, self.genes_))

@@ -62,7 +62,8 @@ def _checked_log1p(x: np.ndarray, names, index) -> np.ndarray:
 def lab_transform(values, name: str | None = None):
     """``log(1 + value)`` of lab values in canonical units: the one lab transform of the package.
 
-    Taught in chapter 6. The module docstring explains the choice (a CRP can be 0.0).
+    Taught in chapter 6 (inside :class:`LabFeatures`, the numeric panel baseline); chapters 11
+    and 13 call it directly. The module docstring explains the choice (a CRP can be 0.0).
 
     Parameters
     ----------
@@ -154,6 +155,15 @@ class LabFeatures(FeatureTransformer):
         -------
         LabFeatures
             ``self``.
+
+        Raises
+        ------
+        TypeError
+            When ``X`` is not a DataFrame.
+        ValueError
+            When there is no lab to use, a name is not a known biomarker, a named column is
+            missing or an unknown one present, a value is negative, infinite or not a number
+            (named with its patient), or a lab has no measured value in training.
         """
         require_frame(X, "lab")
         names = list(X.columns) if self.names is None else list(self.names)
@@ -189,6 +199,16 @@ class LabFeatures(FeatureTransformer):
         -------
         numpy.ndarray
             float64 array (n, k) or (n, 2k) with the flags, k = ``len(names_)``.
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        TypeError
+            When ``X`` is not a DataFrame.
+        ValueError
+            When a fitted lab is missing, an unknown column is present, or a value is negative,
+            infinite or not a number (named with its patient).
         """
         self.check_fitted()
         x = self._values(X, self.names_)

@@ -71,6 +71,11 @@ def nuclear_measurements(region) -> np.ndarray:
     -------
     numpy.ndarray
         float64 array of shape (9,).
+
+    Raises
+    ------
+    ValueError
+        When ``region`` is not a non-empty (H, W, 3) array or holds NaN or infinite values.
     """
     img, hed = _deconvolved(region)
     hch, ech = hed[..., 0], hed[..., 1]
@@ -112,6 +117,11 @@ def stain_statistics(region) -> np.ndarray:
     -------
     numpy.ndarray
         float64 array of shape (11,).
+
+    Raises
+    ------
+    ValueError
+        When ``region`` is not a non-empty (H, W, 3) array or holds NaN or infinite values.
     """
     img, hed = _deconvolved(region)
     rgb = img.astype(np.float32) / 255

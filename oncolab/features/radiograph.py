@@ -68,6 +68,12 @@ def lesion_measurements(image, box) -> np.ndarray:
     -------
     numpy.ndarray
         float64 array of shape (9,).
+
+    Raises
+    ------
+    ValueError
+        When ``image`` is not a non-empty 2-D array of finite values, or ``box`` is not four
+        numbers lying inside the image with ``x0 < x1`` and ``y0 < y1``.
     """
     img = _check_radiograph(image).astype(np.float32) / 255.0
     h_img, w_img = img.shape
@@ -133,6 +139,12 @@ def intensity_histogram(image, bins: int = 16) -> np.ndarray:
     numpy.ndarray
         float64 array of shape (bins + 2,): the fraction of pixels in each bin, then the
         fractions of pixels below 60 and below 90 (dark: where bone was destroyed).
+
+    Raises
+    ------
+    ValueError
+        When ``bins`` is not a positive integer or ``image`` is not a non-empty 2-D array of
+        finite values.
     """
     bins = _check_bins(bins)
     img = _check_radiograph(image).astype(np.float32)

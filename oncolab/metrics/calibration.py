@@ -8,7 +8,7 @@ Taught in chapter 13 ("Evaluation and clinical validity").
 * :class:`TemperatureScaler`: divide the logits by one number ``T`` fitted on a validation
   split by minimising the negative log-likelihood; the ranking (and so the AUC) is unchanged.
 
-Survival calibration at a horizon is :func:`oncolab.survival.calibration_at_horizon` (chapter 8).
+Survival calibration at a horizon is :func:`oncolab.survival.calibration_at_horizon` (chapter 9).
 """
 
 from __future__ import annotations
@@ -47,6 +47,12 @@ def reliability_table(y, proba, n_bins: int = 10, positive: int | None = None) -
     pandas.DataFrame
         One row per non-empty bin: ``bin`` (0-based), ``count``, ``confidence`` (mean) and
         ``accuracy`` (share correct).
+
+    Raises
+    ------
+    ValueError
+        When ``y`` and ``proba`` fail the checks (labels ``0..K-1``, rows of probabilities
+        summing to 1), ``n_bins`` is not a positive integer, or ``positive`` is not a class.
     """
     y, p = check_proba(y, proba)
     b = check_bins(n_bins)
@@ -77,6 +83,11 @@ def expected_calibration_error(y, proba, n_bins: int = 15) -> float:
     -------
     float
         The ECE, in [0, 1]; 0 for a perfectly calibrated model (up to binning).
+
+    Raises
+    ------
+    ValueError
+        As :func:`reliability_table`.
     """
     t = reliability_table(y, proba, n_bins)
     return float((t["count"] * (t["accuracy"] - t["confidence"]).abs()).sum() / t["count"].sum())
@@ -129,6 +140,11 @@ class TemperatureScaler:
     ----------
     temperature_ : float or None
         The fitted ``T`` (> 1: the model was over-confident); None before ``fit``.
+
+    Raises
+    ------
+    ValueError
+        When ``bounds`` is not ``0 < low < high``.
     """
 
     def __init__(self, bounds: tuple[float, float] = (0.05, 20.0)):
@@ -181,6 +197,11 @@ class TemperatureScaler:
         -------
         TemperatureScaler
             ``self``, with ``temperature_`` set.
+
+        Raises
+        ------
+        ValueError
+            When ``logits`` is not 2-D or has another number of rows than ``y``.
         """
         z = self._logits(logits, from_proba)
         y = np.asarray(y, int)
@@ -205,6 +226,13 @@ class TemperatureScaler:
         -------
         numpy.ndarray of shape (n, K)
             Probabilities with the same ranking (and so the same predicted class) as the input.
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        ValueError
+            When ``logits`` is not 2-D.
         """
         if self.temperature_ is None:
             raise RuntimeError("TemperatureScaler is not fitted: call fit(logits, y) on a validation split")

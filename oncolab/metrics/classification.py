@@ -2,7 +2,9 @@
 bootstrap of any metric, and the paired bootstrap of the difference between two models.
 
 Taught in chapter 10 ("Fusion strategies": the ablation table with bootstrap intervals) and
-used by the complete system (chapter 12); the subgroup table of chapter 13 reports :func:`macro_auc`. The diagnosis metrics are the ones
+used by the complete system (chapter 12); :func:`macro_auc` and :func:`paired_bootstrap` are used
+from chapter 2 on, :func:`bootstrap_ci` from chapter 6, and the subgroup table of chapter 13
+reports :func:`macro_auc`. The diagnosis metrics are the ones
 the bone-tumour paper reports (macro precision, macro F1, macro one-vs-rest AUC) plus accuracy
 and macro recall; the risk metric is Harrell's C (:func:`oncolab.survival.harrell_c`).
 
@@ -42,7 +44,8 @@ def macro_auc(y, proba, labels=None) -> float:
     Each class's AUC is the Mann-Whitney statistic: the probability that a random patient of
     the class scores higher than a random patient of the other classes, ties counting 1/2.
     Equal to ``sklearn.metrics.roc_auc_score(y, proba, multi_class="ovr", average="macro",
-    labels=labels)`` for three or more classes. Taught in chapter 10 (the ablation table).
+    labels=labels)`` for three or more classes. Used from chapter 2 on (every held-out AUC);
+    chapter 10's ablation table reports it.
 
     Parameters
     ----------
@@ -123,6 +126,12 @@ def point_metrics(y, proba, time=None, event=None, risk=None) -> dict[str, float
         the ``K`` classes, 0 where a class is never predicted), ``macro_auc``
         (:func:`macro_auc`; NaN when a class has no patient) and, with survival data,
         ``c_index`` (NaN when there is no event).
+
+    Raises
+    ------
+    ValueError
+        When ``proba`` is not (n, K) for the ``n`` labels, or the C-index has no comparable
+        pair (:func:`oncolab.survival.harrell_c`).
     """
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
@@ -187,6 +196,12 @@ def bootstrap_metrics(y, proba, time=None, event=None, risk=None, n_boot: int = 
         One row per metric of :func:`point_metrics`, columns ``metric``, ``value`` (on all
         patients), ``ci_low``, ``ci_high`` (NaN with fewer than ten usable resamples) and ``n``
         (the number of patients).
+
+    Raises
+    ------
+    ValueError
+        When ``level`` or ``n_boot`` is invalid, or :func:`point_metrics` fails on all the
+        patients.
     """
     level = check_level(level)
     n_boot = check_n_boot(n_boot)
@@ -283,6 +298,14 @@ def bootstrap_ci(metric: Callable[..., float], y, score, n_boot: int = 1000, see
         ``(point, low, high)``: the metric on all patients and the ``(1 - level) / 2`` and
         ``(1 + level) / 2`` quantiles of its resampled values (NaN when fewer than ten
         resamples were usable).
+
+    Raises
+    ------
+    TypeError
+        When ``metric`` is not callable.
+    ValueError
+        When ``level`` or ``n_boot`` is invalid, the arrays do not cover the same patients,
+        there is no patient, or ``metric`` raises on all the patients.
     """
     _check_metric(metric)
     level = check_level(level)
@@ -300,8 +323,8 @@ def paired_bootstrap(metric: Callable[..., float], y, score_a, score_b, n_boot: 
     Each resample draws patients once and scores both models on them, so the interval of the
     difference reflects only how the two models disagree, not how hard the sampled patients
     are: it is much narrower than two separate intervals would suggest, and the right way to
-    say whether one model beats another on a test set. Chapter 14 builds it by hand for
-    Harrell's C.
+    say whether one model beats another on a test set. Used from chapter 2 on (ResNet against
+    the CNN); chapter 14 builds it by hand for Harrell's C.
 
     The two-sided p-value for "no difference" inverts the percentile interval: it is the
     smallest ``1 - level`` at which the interval excludes 0,
@@ -329,6 +352,14 @@ def paired_bootstrap(metric: Callable[..., float], y, score_a, score_b, n_boot: 
         (as above; NaN, as is the interval, with fewer than ten usable resamples), ``n`` (the
         number of patients) and ``n_boot_used`` (the resamples on which both values were
         defined).
+
+    Raises
+    ------
+    TypeError
+        When ``metric`` is not callable.
+    ValueError
+        When ``level`` or ``n_boot`` is invalid, the arrays do not cover the same patients,
+        there is no patient, or ``metric`` raises on all the patients for either model.
     """
     _check_metric(metric)
     level = check_level(level)

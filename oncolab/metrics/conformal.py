@@ -36,6 +36,11 @@ def conformal_quantile(scores, alpha: float) -> float:
     float
         The threshold ``q``; infinite when ``n`` is too small for the requested coverage (the
         set must then hold every class).
+
+    Raises
+    ------
+    ValueError
+        When ``alpha`` is outside (0, 1) or there is no score.
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
     if not 0 < alpha < 1:
@@ -74,6 +79,11 @@ class SplitConformal:
         The calibrated threshold (:func:`conformal_quantile`); None before ``fit``.
     n_cal_ : int
         The number of calibration patients.
+
+    Raises
+    ------
+    ValueError
+        When ``alpha`` is outside (0, 1) or ``score`` is unknown.
     """
 
     def __init__(self, alpha: float = 0.1, score: str = "lac", randomized: bool = True, seed: int = 0):
@@ -115,6 +125,12 @@ class SplitConformal:
         -------
         numpy.ndarray of shape (n,)
             The LAC or APS score; larger = the true class less plausible under the model.
+
+        Raises
+        ------
+        ValueError
+            When ``y`` and ``proba`` fail the checks (labels ``0..K-1``, rows of probabilities
+            summing to 1).
         """
         y, p = check_proba(y, proba)
         if self.score == "lac":
@@ -135,6 +151,11 @@ class SplitConformal:
         -------
         SplitConformal
             ``self``, with ``q_`` and ``n_cal_`` set.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`scores`.
         """
         self.q_ = conformal_quantile(self.scores(proba, y, offset=0), self.alpha)
         self.n_cal_ = len(np.asarray(y))
@@ -152,6 +173,13 @@ class SplitConformal:
         -------
         numpy.ndarray of bool, shape (n, K)
             True where class ``k`` is in patient ``i``'s set.
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        ValueError
+            When ``proba`` is not (n, K) rows of probabilities summing to 1.
         """
         if self.q_ is None:
             raise RuntimeError("SplitConformal is not fitted: call fit(proba, y) on a calibration split")
@@ -177,6 +205,12 @@ def set_coverage(y, sets) -> dict:
     dict
         ``coverage`` (share of sets that hold the true class), ``mean_size`` and
         ``size_counts`` ({set size: number of patients}, for sizes 0..K).
+
+    Raises
+    ------
+    ValueError
+        When ``sets`` is not a boolean (n, K) array for the ``n`` labels, or a label lies
+        outside ``0..K-1``.
     """
     y = np.asarray(y)
     s = np.asarray(sets)

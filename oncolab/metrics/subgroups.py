@@ -34,7 +34,13 @@ def age_bands(age, edges: Sequence[float] = (0, 30, 50, 70, 200)) -> pd.Categori
     Returns
     -------
     pandas.Categorical
-        Labels such as ``'30-49'``; the last one ``'70+'`` with the default edges.
+        Labels such as ``'30-49'``; the last one ``'70+'`` with the default edges. An age
+        outside ``[edges[0], edges[-1])`` (or NaN) gets no band (NaN).
+
+    Raises
+    ------
+    ValueError
+        When ``edges`` is not at least two strictly increasing values.
     """
     e = list(edges)
     if len(e) < 2 or any(b <= a for a, b in zip(e[:-1], e[1:])):
@@ -73,7 +79,13 @@ def subgroup_table(y, proba, groups: pd.DataFrame, min_size: int = 10) -> pd.Dat
         Columns ``grouping``, ``group``, ``n``, ``accuracy``, ``macro_auc``
         (:func:`oncolab.metrics.macro_auc`; NaN where a class is absent) and ``ece``
         (:func:`oncolab.metrics.expected_calibration_error` with 10 bins); first the row
-        ``all``/``all``.
+        ``all``/``all``, then each grouping's groups (compared as text, sorted).
+
+    Raises
+    ------
+    ValueError
+        When ``y`` and ``proba`` fail the checks (labels ``0..K-1``, rows of probabilities
+        summing to 1) or ``groups`` has another number of rows.
     """
     y, p = check_proba(y, proba)
     if len(groups) != len(y):
@@ -101,8 +113,9 @@ def center_shift(cohort, held_out: str, normalise: bool, reference: int | None =
     mapped to the stain of one training slide by
     :class:`oncolab.vision.pathology.MacenkoNormalizer`. A standardised logistic regression is
     trained on the training centers' patients and scored (:func:`oncolab.metrics.macro_auc`,
-    accuracy) on the internal test part (a seeded 25% of the training centers' patients, never
-    trained on) and on the held-out center. A stain shift moves every patient of the new center
+    accuracy) on the internal test part (a seeded quarter of the training centers' patients with
+    a slide, at least three, never trained on) and on the held-out center. Patients without a
+    slide are left out. A stain shift moves every patient of the new center
     the same way, which the ranking (AUC) may survive while the decision thresholds (accuracy)
     do not: report both.
 
@@ -129,6 +142,14 @@ def center_shift(cohort, held_out: str, normalise: bool, reference: int | None =
         ``held_out``, ``normalised``, the sizes ``n_train``, ``n_internal``, ``n_external``;
         ``auc_internal``, ``auc_external``, ``auc_drop`` (internal minus external) and the same
         for ``accuracy``; ``features`` (the cache to pass to the next call).
+
+    Raises
+    ------
+    ValueError
+        When ``held_out`` is not a center of the cohort.
+    oncolab.metrics.UndefinedMetricError
+        When the internal part or the held-out center lacks a diagnosis class (its AUC is
+        undefined).
     """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

@@ -10,8 +10,10 @@ standardised per gene with a mean and spread fitted **on the training patients o
 From there: PCA (a linear embedding), a small self-normalising network (SELU, Klambauer et
 al. 2017) or an autoencoder (an embedding learned without labels).
 
-Clinical variables (age, sex, site, center) are encoded with one embedding vector per
-category plus standardised numbers (:class:`ClinicalEncoder`).
+Clinical variables (age, sex, site, center) become standardised numbers and category indices
+(:class:`ClinicalPreprocessor`): as one-hot columns they feed the Cox model of chapter 8 and the
+complete system, through :class:`oncolab.features.ClinicalFeatures`; :class:`ClinicalEncoder`
+maps the indices to learned embedding vectors instead.
 """
 
 from .clinical import ClinicalEncoder, ClinicalPreprocessor

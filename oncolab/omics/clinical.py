@@ -1,13 +1,15 @@
 """Clinical variables: category vocabularies, scaled numbers, an embedding encoder.
 
-Taught in chapter 7 ("Gene expression", the clinical encoder that sits beside it).
+Chapter 7 ("Gene expression") draws the clinical encoder beside the genes; the preprocessor is
+used through :class:`oncolab.features.ClinicalFeatures` by chapter 8 (the Cox model on the
+cohort) and chapter 12 (the complete system).
 
 A categorical variable (sex, site, center) becomes an index into a table of learned
 vectors (an embedding); index 0 is kept for a category never seen in training, so that a
 new center does not crash the model (it is encoded as "unknown"). Numbers (age) are
 standardised with the training mean and spread. An embedding lookup is the same as a
 linear layer over one-hot columns: :meth:`ClinicalPreprocessor.one_hot` gives that form,
-which the fusion models read.
+which :class:`oncolab.features.ClinicalFeatures` hands to the models.
 """
 
 from __future__ import annotations
@@ -21,7 +23,24 @@ __all__ = ["ClinicalEncoder", "ClinicalPreprocessor"]
 
 
 class ClinicalPreprocessor:
-    """Fit vocabularies and scalings on training patients; turn tables into model inputs."""
+    """Fit vocabularies and scalings on training patients; turn tables into model inputs.
+
+    Used through :class:`oncolab.features.ClinicalFeatures` (chapters 8 and 12).
+
+    Parameters
+    ----------
+    categorical : list of str, optional
+        Columns treated as categories; by default the training table's non-numeric columns.
+    numeric : list of str, optional
+        Columns treated as numbers; by default the training table's numeric columns.
+
+    Attributes
+    ----------
+    vocab : dict of str to list of str
+        Per categorical column, its training categories as text, sorted (None before ``fit``).
+    mean_, std_ : numpy.ndarray of float, shape (n_numeric,)
+        Training mean and sample standard deviation (``ddof=1``; 1 where it is 0 or undefined).
+    """
 
     def __init__(self, categorical: list[str] | None = None, numeric: list[str] | None = None):
         self.categorical = categorical
@@ -29,6 +48,23 @@ class ClinicalPreprocessor:
         self.vocab: dict[str, list[str]] | None = None
 
     def fit(self, df: pd.DataFrame) -> ClinicalPreprocessor:
+        """Learn the categories and the scalings from the training patients.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            The training patients' clinical table, at least two rows.
+
+        Returns
+        -------
+        ClinicalPreprocessor
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            When ``df`` is not a DataFrame of at least two rows or lacks a named column.
+        """
         if not isinstance(df, pd.DataFrame) or len(df) < 2:
             raise ValueError("clinical data must be a DataFrame with at least 2 training patients")
         if self.categorical is None:
@@ -49,7 +85,27 @@ class ClinicalPreprocessor:
             raise ValueError(f"clinical table lacks column(s) {missing}; expected {self.categorical + self.numeric}")
 
     def indices(self, df: pd.DataFrame) -> np.ndarray:
-        """(n, n_categorical) int64 indices; 0 = not seen in training (or missing)."""
+        """(n, n_categorical) int64 indices; 0 = not seen in training (or missing).
+
+        Category ``k`` of the sorted training vocabulary gets index ``k + 1``; values are
+        compared as text.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Clinical table with the fitted columns.
+
+        Returns
+        -------
+        numpy.ndarray of int64, shape (n, n_categorical)
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        ValueError
+            When a column is missing.
+        """
         if self.vocab is None:
             raise RuntimeError("ClinicalPreprocessor is not fitted: call fit(train_table) first")
         self._check_columns(df)
@@ -60,7 +116,24 @@ class ClinicalPreprocessor:
         return out
 
     def numbers(self, df: pd.DataFrame) -> np.ndarray:
-        """(n, n_numeric) standardised numbers; a missing number becomes 0 (the training mean)."""
+        """(n, n_numeric) standardised numbers; a missing number becomes 0 (the training mean).
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Clinical table with the fitted columns.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n, n_numeric)
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        ValueError
+            When a column is missing or a numeric column does not convert to float.
+        """
         if self.vocab is None:
             raise RuntimeError("ClinicalPreprocessor is not fitted: call fit(train_table) first")
         self._check_columns(df)
@@ -68,7 +141,26 @@ class ClinicalPreprocessor:
         return np.nan_to_num(x, nan=0.0)
 
     def one_hot(self, df: pd.DataFrame) -> np.ndarray:
-        """Standardised numbers then one 0/1 column per (variable, category incl. unknown)."""
+        """Standardised numbers then one 0/1 column per (variable, category incl. unknown).
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Clinical table with the fitted columns.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n, n_numeric + sum of (n_categories + 1))
+            Columns as :meth:`feature_names` names them; each variable's ``<unknown>`` column
+            comes first.
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        ValueError
+            When a column is missing.
+        """
         idx = self.indices(df)
         blocks = [self.numbers(df)]
         for j, c in enumerate(self.categorical):
@@ -78,14 +170,49 @@ class ClinicalPreprocessor:
         return np.concatenate(blocks, 1)
 
     def feature_names(self) -> list[str]:
+        """The names of the columns of :meth:`one_hot`.
+
+        Returns
+        -------
+        list of str
+            The numeric columns, then ``<variable>=<category>`` with ``<unknown>`` first.
+        """
         return [*self.numeric, *[f"{c}={v}" for c in self.categorical for v in ["<unknown>", *self.vocab[c]]]]
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(config, arrays)`` to save without pickle; :meth:`from_state` reads them back.
+
+        Returns
+        -------
+        config : dict
+            ``categorical``, ``numeric`` and ``vocab``.
+        arrays : dict of str to numpy.ndarray
+            ``mean`` and ``std``.
+        """
         return ({"categorical": self.categorical, "numeric": self.numeric, "vocab": self.vocab},
                 {"mean": self.mean_, "std": self.std_})
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> ClinicalPreprocessor:
+        """The preprocessor :meth:`state` described.
+
+        Parameters
+        ----------
+        config : dict
+            The ``config`` of :meth:`state`.
+        arrays : dict of str to numpy.ndarray
+            The ``arrays`` of :meth:`state`.
+
+        Returns
+        -------
+        ClinicalPreprocessor
+            Fitted, transforming as the saved one did.
+
+        Raises
+        ------
+        KeyError
+            When a key is missing.
+        """
         p = cls(list(config["categorical"]), list(config["numeric"]))
         p.vocab = {k: list(v) for k, v in config["vocab"].items()}
         p.mean_, p.std_ = np.asarray(arrays["mean"], float), np.asarray(arrays["std"], float)
@@ -96,6 +223,22 @@ class ClinicalEncoder(nn.Module):
     """One embedding table per categorical variable plus a linear map of the numbers, summed.
 
     ``forward(indices, numbers)`` with indices from :meth:`ClinicalPreprocessor.indices`.
+    The embedding form of the one-hot columns of :meth:`ClinicalPreprocessor.one_hot` (see the
+    module docstring).
+
+    Parameters
+    ----------
+    cardinalities : list of int
+        Rows of each embedding table (categories + 1 for "unknown"), each >= 1.
+    n_numeric : int
+        Number of numeric inputs, >= 0.
+    out_dim : int, default 8
+        Size of the embedding, >= 1.
+
+    Raises
+    ------
+    ValueError
+        When a size is out of range.
     """
 
     def __init__(self, cardinalities: list[int], n_numeric: int, out_dim: int = 8):
@@ -107,9 +250,36 @@ class ClinicalEncoder(nn.Module):
 
     @classmethod
     def for_preprocessor(cls, pre: ClinicalPreprocessor, out_dim: int = 8) -> ClinicalEncoder:
+        """An encoder sized for a fitted preprocessor.
+
+        Parameters
+        ----------
+        pre : ClinicalPreprocessor
+            Fitted.
+        out_dim : int, default 8
+            Size of the embedding.
+
+        Returns
+        -------
+        ClinicalEncoder
+            Freshly initialised (PyTorch's global random state draws the weights).
+        """
         return cls([len(pre.vocab[c]) + 1 for c in pre.categorical], len(pre.numeric), out_dim)
 
     def forward(self, indices: torch.Tensor, numbers: torch.Tensor) -> torch.Tensor:
+        """The sum of each variable's embedding and the linear map of the numbers.
+
+        Parameters
+        ----------
+        indices : torch.Tensor of int64, shape (n, n_categorical)
+            From :meth:`ClinicalPreprocessor.indices`.
+        numbers : torch.Tensor of float, shape (n, n_numeric)
+            From :meth:`ClinicalPreprocessor.numbers`.
+
+        Returns
+        -------
+        torch.Tensor of float, shape (n, out_dim)
+        """
         out = self.numeric(numbers) if self.numeric is not None else 0.0
         for j, emb in enumerate(self.embeddings):
             out = out + emb(indices[:, j])

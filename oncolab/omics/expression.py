@@ -30,7 +30,26 @@ def _counts(counts) -> np.ndarray:
 
 
 def cpm(counts) -> np.ndarray:
-    """Counts per million: each patient's counts divided by its library size, times 1e6."""
+    """Counts per million: each patient's counts divided by its library size, times 1e6.
+
+    Taught in chapter 7.
+
+    Parameters
+    ----------
+    counts : array-like or pandas.DataFrame, shape (n_patients, n_genes)
+        Read counts, finite and >= 0.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n_patients, n_genes)
+        Each row sums to 1e6.
+
+    Raises
+    ------
+    ValueError
+        When ``counts`` is not 2-D, holds NaN, infinite or negative values, or a patient has
+        no reads at all.
+    """
     x = _counts(counts)
     lib = x.sum(1, keepdims=True)
     if (lib == 0).any():
@@ -39,7 +58,26 @@ def cpm(counts) -> np.ndarray:
 
 
 def log_cpm(counts, prior: float = 1.0) -> np.ndarray:
-    """``log2(CPM + prior)``, the usual scale for expression."""
+    """``log2(CPM + prior)``, the usual scale for expression.
+
+    Taught in chapter 7.
+
+    Parameters
+    ----------
+    counts : array-like or pandas.DataFrame, shape (n_patients, n_genes)
+        Read counts, finite and >= 0.
+    prior : float, default 1.0
+        Added before the log, > 0 (so that a zero count stays finite).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n_patients, n_genes)
+
+    Raises
+    ------
+    ValueError
+        When ``prior <= 0`` or ``counts`` fails :func:`cpm`'s checks.
+    """
     if prior <= 0:
         raise ValueError(f"prior must be > 0, got {prior}")
     return np.log2(cpm(counts) + prior)
@@ -51,6 +89,22 @@ class GenePreprocessor:
     ``fit(train_counts)`` remembers the genes (by name when given a DataFrame), their means
     and standard deviations; ``transform`` applies them to any patients, checking that the
     same genes come in the same order. Genes that do not vary in training get a spread of 1.
+    The spread is the sample standard deviation (``ddof=1``). Taught in chapter 7.
+
+    Parameters
+    ----------
+    log : bool, default True
+        Apply :func:`log_cpm` first; False standardises the values as given (they must still
+        be finite and >= 0).
+    prior : float, default 1.0
+        The prior of :func:`log_cpm`.
+
+    Attributes
+    ----------
+    genes : list of str
+        The training genes (``g0, g1, ...`` when fitted on an array).
+    mean_, std_ : numpy.ndarray of float, shape (n_genes,)
+        Per-gene training mean and spread (on the log-CPM scale when ``log``).
     """
 
     def __init__(self, log: bool = True, prior: float = 1.0):
@@ -64,6 +118,23 @@ class GenePreprocessor:
         return log_cpm(counts, self.prior) if self.log else _counts(counts)
 
     def fit(self, counts) -> GenePreprocessor:
+        """Learn the genes, their means and spreads from the training patients.
+
+        Parameters
+        ----------
+        counts : array-like or pandas.DataFrame, shape (n_patients, n_genes)
+            Training read counts (at least two patients).
+
+        Returns
+        -------
+        GenePreprocessor
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            When there are fewer than two patients or the counts fail :func:`cpm`'s checks.
+        """
         x = self._scale(counts)
         if len(x) < 2:
             raise ValueError(f"need at least 2 training patients to fit a scaling, got {len(x)}")
@@ -74,6 +145,26 @@ class GenePreprocessor:
         return self
 
     def transform(self, counts) -> np.ndarray:
+        """Standardised log-CPM of any patients with the training means and spreads.
+
+        Parameters
+        ----------
+        counts : array-like or pandas.DataFrame, shape (n, n_genes)
+            Read counts; a DataFrame must have the training genes as columns, in order (an
+            array is matched by position).
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n, n_genes)
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        ValueError
+            When genes are missing or out of order, the number of genes differs, or the counts
+            fail :func:`cpm`'s checks.
+        """
         if self.mean_ is None:
             raise RuntimeError("GenePreprocessor is not fitted: call fit(train_counts) first")
         if isinstance(counts, pd.DataFrame) and list(counts.columns) != self.genes:
@@ -86,15 +177,59 @@ class GenePreprocessor:
         return (x - self.mean_) / self.std_
 
     def fit_transform(self, counts) -> np.ndarray:
+        """:meth:`fit` then :meth:`transform` on the same patients.
+
+        Parameters
+        ----------
+        counts : array-like or pandas.DataFrame, shape (n_patients, n_genes)
+            Training read counts.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients, n_genes)
+
+        Raises
+        ------
+        ValueError
+            As :meth:`fit`.
+        """
         return self.fit(counts).transform(counts)
 
     # save / load without pickle
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(config, arrays)`` to save without pickle; :meth:`from_state` reads them back.
+
+        Returns
+        -------
+        config : dict
+            ``log``, ``prior`` and ``genes``.
+        arrays : dict of str to numpy.ndarray
+            ``mean`` and ``std`` (None before ``fit``).
+        """
         return ({"log": self.log, "prior": self.prior, "genes": self.genes},
                 {"mean": self.mean_, "std": self.std_})
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> GenePreprocessor:
+        """The preprocessor :meth:`state` described.
+
+        Parameters
+        ----------
+        config : dict
+            The ``config`` of :meth:`state`.
+        arrays : dict of str to numpy.ndarray
+            The ``arrays`` of :meth:`state`.
+
+        Returns
+        -------
+        GenePreprocessor
+            Fitted, transforming as the saved one did.
+
+        Raises
+        ------
+        KeyError
+            When a key is missing.
+        """
         p = cls(log=config["log"], prior=config["prior"])
         p.genes = list(config["genes"])
         p.mean_, p.std_ = np.asarray(arrays["mean"], float), np.asarray(arrays["std"], float)
@@ -108,6 +243,25 @@ class PCA:
     component *k* explains ``S_k^2 / sum(S^2)`` of the variance. Signs are fixed so that the
     largest loading of each component is positive (sklearn fixes them another way; compare
     up to sign). Checked against :class:`sklearn.decomposition.PCA` in chapter 7 and the tests.
+    Taught in chapter 7; the gene stage of the complete system (chapters 10 and 12) uses it.
+
+    Parameters
+    ----------
+    n_components : int
+        Components kept, >= 1.
+
+    Attributes
+    ----------
+    mean_ : numpy.ndarray, shape (n_features,)
+    components_ : numpy.ndarray, shape (n_components, n_features)
+    explained_variance_ : numpy.ndarray, shape (n_components,)
+        ``S_k^2 / (n - 1)``.
+    explained_variance_ratio_ : numpy.ndarray, shape (n_components,)
+
+    Raises
+    ------
+    ValueError
+        When ``n_components`` is not a positive integer.
     """
 
     def __init__(self, n_components: int):
@@ -116,6 +270,24 @@ class PCA:
         self.n_components = int(n_components)
 
     def fit(self, X) -> PCA:
+        """Centre ``X`` and keep its first principal components.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+            Finite data (at least two rows for a defined variance).
+
+        Returns
+        -------
+        PCA
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            When ``X`` is not a finite 2-D array or ``n_components`` exceeds
+            ``min(n_samples, n_features)``.
+        """
         X = np.asarray(X, float)
         if X.ndim != 2 or not np.isfinite(X).all():
             raise ValueError(f"X must be a finite 2-D array, got shape {X.shape}")
@@ -132,6 +304,23 @@ class PCA:
         return self
 
     def transform(self, X) -> np.ndarray:
+        """The scores ``(X - mean_) @ components_.T``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n, n_components)
+
+        Raises
+        ------
+        RuntimeError
+            When not fitted.
+        ValueError
+            When ``X`` is not 2-D with the training number of features.
+        """
         if not hasattr(self, "components_"):
             raise RuntimeError("PCA is not fitted: call fit(X) first")
         X = np.asarray(X, float)
@@ -140,15 +329,63 @@ class PCA:
         return (X - self.mean_) @ self.components_.T
 
     def fit_transform(self, X) -> np.ndarray:
+        """:meth:`fit` then :meth:`transform` on the same data.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_samples, n_components)
+
+        Raises
+        ------
+        ValueError
+            As :meth:`fit`.
+        """
         return self.fit(X).transform(X)
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        """``(config, arrays)`` to save without pickle; :meth:`from_state` reads them back.
+
+        Returns
+        -------
+        config : dict
+            ``{"n_components": int}``.
+        arrays : dict of str to numpy.ndarray
+            ``mean``, ``components``, ``explained_variance``, ``explained_variance_ratio``.
+
+        Raises
+        ------
+        AttributeError
+            When not fitted.
+        """
         return {"n_components": self.n_components}, {"mean": self.mean_, "components": self.components_,
                                                      "explained_variance": self.explained_variance_,
                                                      "explained_variance_ratio": self.explained_variance_ratio_}
 
     @classmethod
     def from_state(cls, config: dict, arrays: dict[str, np.ndarray]) -> PCA:
+        """The PCA :meth:`state` described.
+
+        Parameters
+        ----------
+        config : dict
+            The ``config`` of :meth:`state`.
+        arrays : dict of str to numpy.ndarray
+            The ``arrays`` of :meth:`state`.
+
+        Returns
+        -------
+        PCA
+            Fitted, transforming as the saved one did.
+
+        Raises
+        ------
+        KeyError
+            When a key is missing.
+        """
         p = cls(config["n_components"])
         p.mean_ = np.asarray(arrays["mean"], float)
         p.components_ = np.asarray(arrays["components"], float)
@@ -162,6 +399,27 @@ class SNNEncoder(nn.Module):
 
     SELU keeps activations near zero mean and unit variance through the layers, which makes
     deep MLPs on tabular omics trainable without batch norm (Klambauer et al., 2017).
+    Taught in chapter 7. The weights are drawn from PyTorch's global random state (seed it
+    first).
+
+    Parameters
+    ----------
+    in_dim : int
+        Number of genes.
+    hidden : int, default 64
+        Width of the hidden layers.
+    out_dim : int, default 16
+        Size of the embedding.
+    depth : int, default 2
+        Number of linear layers (``depth - 1`` hidden blocks of Linear, SELU, AlphaDropout,
+        then Linear and SELU to ``out_dim``).
+    dropout : float, default 0.1
+        Alpha-dropout probability.
+
+    Raises
+    ------
+    ValueError
+        When a size is not a positive integer.
     """
 
     def __init__(self, in_dim: int, hidden: int = 64, out_dim: int = 16, depth: int = 2, dropout: float = 0.1):
@@ -182,11 +440,39 @@ class SNNEncoder(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The embedding.
+
+        Parameters
+        ----------
+        x : torch.Tensor of float, shape (n, in_dim)
+            Standardised expression.
+
+        Returns
+        -------
+        torch.Tensor of float, shape (n, out_dim)
+        """
         return self.net(x)
 
 
 class GeneAutoencoder(nn.Module):
-    """Encoder (genes -> ``latent`` numbers) and decoder back; trained to reconstruct."""
+    """Encoder (genes -> ``latent`` numbers) and decoder back; trained to reconstruct.
+
+    Each side is Linear, GELU, Linear. Taught in chapter 7 (through :func:`fit_autoencoder`).
+
+    Parameters
+    ----------
+    in_dim : int
+        Number of genes.
+    latent : int, default 8
+        Size of the embedding.
+    hidden : int, default 32
+        Width of the hidden layer on each side.
+
+    Raises
+    ------
+    ValueError
+        When a size is not positive.
+    """
 
     def __init__(self, in_dim: int, latent: int = 8, hidden: int = 32):
         super().__init__()
@@ -196,6 +482,19 @@ class GeneAutoencoder(nn.Module):
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.GELU(), nn.Linear(hidden, in_dim))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode and decode.
+
+        Parameters
+        ----------
+        x : torch.Tensor of float, shape (n, in_dim)
+
+        Returns
+        -------
+        z : torch.Tensor, shape (n, latent)
+            The embedding.
+        x_hat : torch.Tensor, shape (n, in_dim)
+            The reconstruction.
+        """
         z = self.encoder(x)
         return z, self.decoder(z)
 
@@ -210,8 +509,8 @@ def fit_autoencoder(X, latent: int = 8, hidden: int = 32, epochs: int = 200, lr:
     ----------
     X : array-like, shape (n_patients, n_genes)
         Standardised expression (e.g. from :class:`GenePreprocessor`), finite.
-    latent, hidden : int
-        Sizes of the embedding and of the hidden layers.
+    latent, hidden : int, default 8 and 32
+        Sizes of the embedding and of the hidden layer on each side.
     epochs, lr, weight_decay : int, float, float
         Adam's epochs, learning rate and weight decay.
     seed : int
@@ -222,6 +521,12 @@ def fit_autoencoder(X, latent: int = 8, hidden: int = 32, epochs: int = 200, lr:
     -------
     tuple of (GeneAutoencoder, list of float)
         The model in eval mode and the mean squared reconstruction error of each epoch.
+
+    Raises
+    ------
+    ValueError
+        When ``X`` is not a finite 2-D array, ``epochs`` is not a positive integer, or a size
+        is not positive.
     """
     X = torch.as_tensor(np.asarray(X, np.float32))
     if X.ndim != 2 or not torch.isfinite(X).all():

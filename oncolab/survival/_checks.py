@@ -16,7 +16,36 @@ def check_survival(y=None, *, event=None, time=None, allow_all_censored: bool = 
     """Return ``(event, time)`` as a bool and a float array, or raise a clear error.
 
     ``y`` is scikit-survival's structured array whose first field is the event flag (bool)
-    and second the time; or pass ``event=`` and ``time=`` separately.
+    and second the time; or pass ``event=`` and ``time=`` separately. Taught in chapter 8
+    (what makes a survival outcome usable).
+
+    Parameters
+    ----------
+    y : numpy structured array of shape (n,), optional
+        Two fields, the event flag (bool) first and the time second, whatever their names.
+        When given, ``event`` and ``time`` are ignored.
+    event : array-like of bool, shape (n,), optional
+        True where the event was observed, False where the patient was censored. Must have a
+        boolean dtype (0/1 integers are refused).
+    time : array-like of numbers, shape (n,), optional
+        Follow-up time (to the event or to censoring), finite and >= 0.
+    allow_all_censored : bool, default False
+        Accept an outcome without any event (otherwise refused).
+    name : str, default "y"
+        The name used for ``y`` in error messages.
+
+    Returns
+    -------
+    event : numpy.ndarray of bool, shape (n,)
+    time : numpy.ndarray of float, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        When ``y`` is not a structured array of two fields, neither ``y`` nor both ``event``
+        and ``time`` are given, the arrays are not 1-D or differ in length, the event flag is
+        not boolean, a time is not numeric, not finite or negative, there are fewer than two
+        patients, or (unless ``allow_all_censored``) every patient is censored.
     """
     if y is not None:
         y = np.asarray(y)
@@ -57,7 +86,23 @@ def check_survival(y=None, *, event=None, time=None, allow_all_censored: bool = 
 
 
 def as_structured(event, time) -> np.ndarray:
-    """scikit-survival's structured array of (event, time)."""
+    """scikit-survival's structured array of (event, time).
+
+    Taught in chapter 8 (the ``y`` every estimator's ``fit`` takes). No check is made here:
+    :func:`check_survival` checks the result when a model is fitted.
+
+    Parameters
+    ----------
+    event : array-like, shape (n,)
+        Event flags, cast to bool (True = event observed).
+    time : array-like, shape (n,)
+        Follow-up times, cast to float.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,)
+        A structured array with fields ``("event", bool)`` and ``("time", float)``.
+    """
     out = np.empty(len(time), dtype=[("event", bool), ("time", float)])
     out["event"] = np.asarray(event, bool)
     out["time"] = np.asarray(time, float)
@@ -65,7 +110,28 @@ def as_structured(event, time) -> np.ndarray:
 
 
 def check_risk(risk, n: int, name: str = "risk") -> np.ndarray:
-    """A 1-D finite float array of length ``n``."""
+    """A 1-D finite float array of length ``n``.
+
+    Taught in chapter 8 (a risk score is one number per patient, higher = worse).
+
+    Parameters
+    ----------
+    risk : array-like, shape (n,)
+        One score per patient, convertible to float.
+    n : int
+        The number of patients the scores must match.
+    name : str, default "risk"
+        The name used in error messages.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        When ``risk`` is not 1-D, has another length than ``n``, or holds NaN or infinity.
+    """
     r = np.asarray(risk, dtype=float)
     if r.ndim != 1:
         raise ValueError(f"{name} must be 1-D (one score per patient), got shape {r.shape}")
@@ -78,7 +144,27 @@ def check_risk(risk, n: int, name: str = "risk") -> np.ndarray:
 
 
 def check_X(X, n: int | None = None) -> np.ndarray:
-    """A 2-D float matrix without NaN (impute first: a Pipeline does it inside each fold)."""
+    """A 2-D float matrix without NaN (impute first: a Pipeline does it inside each fold).
+
+    Taught in chapter 8 (the covariates of a Cox model).
+
+    Parameters
+    ----------
+    X : array-like or pandas.DataFrame, shape (n_patients, n_covariates)
+        Numeric covariates (a DataFrame is read through ``to_numpy``).
+    n : int, optional
+        When given, the number of rows ``X`` must have (the patients of ``y``).
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n_patients, n_covariates)
+
+    Raises
+    ------
+    ValueError
+        When ``X`` is not numeric, not 2-D, has another number of rows than ``n``, or holds
+        NaN or infinite values (the first NaN's row and column are named).
+    """
     if hasattr(X, "to_numpy"):
         X = X.to_numpy()
     try:

@@ -37,7 +37,8 @@ def time_bins(time, event, n_bins: int = 8) -> np.ndarray:
     The inner edges are the ``j / n_bins`` quantiles (``j = 1 .. n_bins - 1``) of the times of
     the observed events, so every bin holds about as many events. Tied quantiles merge, so
     ``K <= n_bins``. Which bin a time falls in is :func:`bin_index` (the edge convention is in
-    this module's docstring).
+    this module's docstring). Taught in chapter 9 (the bins of
+    :class:`~oncolab.survival.DiscreteTimeSurvival`); chapter 14 uses the same bins.
 
     Parameters
     ----------
@@ -51,7 +52,14 @@ def time_bins(time, event, n_bins: int = 8) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of float, shape (K + 1,)
-        Strictly increasing edges from 0 to the longest follow-up time.
+        Strictly increasing edges from 0 to the longest follow-up time, ``2 <= K <= n_bins``.
+
+    Raises
+    ------
+    ValueError
+        When ``n_bins`` is not an integer >= 2, a time is NaN or negative, ``time`` and
+        ``event`` differ in length, ``event`` is neither boolean nor 0/1, no event is observed,
+        or the event times are too few or too tied to make at least two bins.
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 2:
         raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
@@ -77,7 +85,8 @@ def bin_index(time, edges) -> np.ndarray:
     """The bin each time falls in: ``b`` with ``e_b < t <= e_{b+1}``.
 
     Time 0 falls in bin 0, and a time after the last edge in the last bin ``K - 1`` (see the
-    module docstring for why the bins are closed on the right).
+    module docstring for why the bins are closed on the right). Taught in chapter 9 (the
+    target of :class:`~oncolab.survival.DiscreteTimeSurvival`).
 
     Parameters
     ----------
@@ -90,6 +99,12 @@ def bin_index(time, edges) -> np.ndarray:
     -------
     numpy.ndarray of int
         Bin indices in ``0 .. K - 1``, with the shape of ``time``.
+
+    Raises
+    ------
+    ValueError
+        When ``edges`` is not a strictly increasing 1-D array of at least two values, or a
+        time is NaN or negative.
     """
     edges = np.asarray(edges, dtype=float)
     if edges.ndim != 1 or len(edges) < 2 or not (np.diff(edges) > 0).all():

@@ -46,9 +46,42 @@ def cox_partial_likelihood(beta, X, time, event, ties: str = "breslow", alpha: f
                            derivatives: bool = True):
     """Log partial likelihood of a Cox model, its gradient and Hessian.
 
-    Returns ``(loglik, gradient, hessian)`` (``gradient``/``hessian`` are ``None`` unless
-    ``derivatives``); with ``alpha > 0`` the L2 penalty ``alpha / 2 * ||beta||^2`` is
-    subtracted. Vectorised: O(n p^2) for the Hessian, no loop over event times.
+    With ``alpha > 0`` the L2 penalty ``alpha / 2 * ||beta||^2`` is subtracted (and its
+    derivatives with it). Vectorised: O(n p^2) for the Hessian, no loop over event times.
+    Taught in chapter 8 (the partial likelihood written out and checked against
+    scikit-survival); chapter 9 compares DeepSurv's loss with it. No input check is made here
+    beyond ``ties``: :class:`CoxPH` checks its inputs before calling it.
+
+    Parameters
+    ----------
+    beta : array-like of float, shape (p,)
+        Coefficients at which to evaluate.
+    X : array-like of float, shape (n, p)
+        Covariates.
+    time : array-like of float, shape (n,)
+        Follow-up times.
+    event : array-like of bool, shape (n,)
+        True where the event was observed.
+    ties : {"breslow", "efron"}, default "breslow"
+        How tied event times are handled (see the module docstring).
+    alpha : float, default 0.0
+        L2 penalty strength.
+    derivatives : bool, default True
+        Also compute the gradient and the Hessian.
+
+    Returns
+    -------
+    loglik : float
+        The (penalised) log partial likelihood.
+    gradient : numpy.ndarray of float, shape (p,), or None
+        Its gradient in ``beta``; None unless ``derivatives``.
+    hessian : numpy.ndarray of float, shape (p, p), or None
+        Its Hessian (negative semi-definite); None unless ``derivatives``.
+
+    Raises
+    ------
+    ValueError
+        When ``ties`` is not "breslow" or "efron".
     """
     _check_ties(ties)
     X = np.asarray(X, float)
@@ -108,13 +141,47 @@ def cox_newton(X, time, event, ties: str = "breslow", alpha: float = 0.0, max_it
                tol: float = 1e-10, beta0=None, feature_names=None) -> dict:
     """Maximise the (penalised) partial likelihood by Newton-Raphson with step halving.
 
-    Each step solves ``H delta = -g``; when the log likelihood does not increase the step is
-    halved (up to 30 times). Stops when the relative change of the log likelihood and the
-    largest step are both below ``tol``. If it does not converge, or a coefficient grows
-    without bound (separation: a covariate that perfectly orders the events), it warns with
-    a ``ConvergenceWarning`` that names the covariate.
+    Each step solves ``H delta = -g`` (least squares when ``H`` is singular, a gradient step
+    when that fails too); when the log likelihood does not increase the step is halved (up to
+    30 times, after which the iterations stop unconverged). It has converged when the relative
+    change of the log likelihood is below ``tol`` and the largest step is below
+    ``max(tol, 1e-8) * (1 + max |beta|)``. If it does not converge, or a coefficient ends above
+    15 per standard deviation of its covariate (separation: a covariate that perfectly orders
+    the events), it warns with a ``ConvergenceWarning`` that names the covariate. Taught in
+    chapter 8 (Newton-Raphson on the partial likelihood); :class:`CoxPH` fits with it.
 
-    Returns ``{"coef", "loglik", "gradient", "hessian", "n_iter", "converged"}``.
+    Parameters
+    ----------
+    X : array-like of float, shape (n, p)
+        Covariates.
+    time : array-like of float, shape (n,)
+        Follow-up times.
+    event : array-like of bool, shape (n,)
+        True where the event was observed.
+    ties : {"breslow", "efron"}, default "breslow"
+        How tied event times are handled.
+    alpha : float, default 0.0
+        L2 penalty ``alpha / 2 * ||beta||^2`` (0 = none).
+    max_iter : int, default 100
+        Most Newton iterations.
+    tol : float, default 1e-10
+        Convergence tolerance (see above).
+    beta0 : array-like of float, shape (p,), optional
+        Starting coefficients; zeros by default.
+    feature_names : sequence of str, optional
+        Covariate names for the warning; ``x0, x1, ...`` by default.
+
+    Returns
+    -------
+    dict
+        ``coef`` (numpy.ndarray, shape (p,)), ``loglik`` (float), ``gradient`` (shape (p,))
+        and ``hessian`` (shape (p, p)) at ``coef``, ``n_iter`` (int, iterations run) and
+        ``converged`` (bool).
+
+    Raises
+    ------
+    ValueError
+        When ``ties`` is not "breslow" or "efron".
     """
     X = np.asarray(X, float)
     n, p = X.shape
@@ -168,7 +235,25 @@ def _newton(X, time, event, ties, alpha, max_iter, tol, beta, names) -> dict:
 def breslow_baseline(eta, time, event) -> tuple[np.ndarray, np.ndarray]:
     """Breslow's baseline cumulative hazard ``H0`` at each distinct time: ``(times, H0)``.
 
-    ``H0(t) = sum_{t_j <= t} d_j / sum_{k: t_k >= t_j} exp(eta_k)``.
+    ``H0(t) = sum_{t_j <= t} d_j / sum_{k: t_k >= t_j} exp(eta_k)``. Taught in chapter 8 (from
+    a Cox model's linear predictor to survival curves); :class:`DeepSurv` uses it with the
+    network's output in chapter 9.
+
+    Parameters
+    ----------
+    eta : array-like of float, shape (n,)
+        Linear predictor (log relative hazard) of each training patient.
+    time : array-like of float, shape (n,)
+        Follow-up times.
+    event : array-like of bool, shape (n,)
+        True where the event was observed.
+
+    Returns
+    -------
+    times : numpy.ndarray of float, shape (n_distinct,)
+        The distinct follow-up times (event or censoring), increasing.
+    H0 : numpy.ndarray of float, shape (n_distinct,)
+        The baseline cumulative hazard at each of them (a non-decreasing step function).
     """
     eta = np.asarray(eta, float)
     time = np.asarray(time, float)
@@ -183,16 +268,36 @@ def breslow_baseline(eta, time, event) -> tuple[np.ndarray, np.ndarray]:
 class CoxPH(SurvivalMixin, BaseEstimator):
     """Cox proportional hazards, fitted by our own Newton-Raphson (see the module docstring).
 
+    Taught in chapter 8; the baseline of chapters 9, 12 and 13.
+
     Parameters
     ----------
-    ties : "breslow" or "efron"
-    alpha : L2 penalty ``alpha / 2 * ||beta||^2`` on the log partial likelihood (0 = none;
+    ties : {"breslow", "efron"}, default "breslow"
+        How tied event times are handled.
+    alpha : float, default 0.0
+        L2 penalty ``alpha / 2 * ||beta||^2`` on the log partial likelihood (0 = none;
         the same scale as scikit-survival's ``alpha``).
-    max_iter, tol : Newton-Raphson limits.
+    max_iter : int, default 100
+        Most Newton-Raphson iterations.
+    tol : float, default 1e-10
+        Convergence tolerance of :func:`cox_newton`.
 
-    After ``fit``: ``coef_``, ``loglik_``, ``n_iter_``, ``converged_``, ``cov_`` (inverse of the
-    observed information), ``baseline_time_``, ``cum_baseline_hazard_``, and
-    :meth:`summary` (the coefficient table).
+    Attributes
+    ----------
+    coef_ : numpy.ndarray of float, shape (p,)
+        The fitted coefficients (log hazard ratios).
+    loglik_ : float
+        The (penalised) log partial likelihood at ``coef_``.
+    n_iter_ : int
+    converged_ : bool
+    cov_ : numpy.ndarray, shape (p, p)
+        Inverse of the observed (penalised) information; NaN when it is singular.
+    baseline_time_, cum_baseline_hazard_ : numpy.ndarray, shape (n_distinct,)
+        Breslow's baseline cumulative hazard at each distinct training time.
+    feature_names_in_ : numpy.ndarray of str
+        Only when ``X`` was a DataFrame.
+
+    :meth:`summary` gives the coefficient table.
     """
 
     def __init__(self, ties: str = "breslow", alpha: float = 0.0, max_iter: int = 100, tol: float = 1e-10):
@@ -202,6 +307,31 @@ class CoxPH(SurvivalMixin, BaseEstimator):
         self.tol = tol
 
     def fit(self, X, y):
+        """Fit the coefficients and the Breslow baseline hazard.
+
+        Parameters
+        ----------
+        X : array-like or pandas.DataFrame, shape (n, p)
+            Numeric covariates without NaN; a DataFrame's column names name the coefficients.
+        y : numpy structured array of (event, time), shape (n,)
+            The outcome (see :func:`~oncolab.survival.as_structured`).
+
+        Returns
+        -------
+        CoxPH
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            When ``ties`` or ``alpha`` is invalid, or ``X`` or ``y`` fails the checks of
+            :func:`~oncolab.survival.check_survival` and ``check_X``.
+
+        Warns
+        -----
+        sklearn.exceptions.ConvergenceWarning
+            When Newton-Raphson does not converge or a coefficient diverges (separation).
+        """
         _check_ties(self.ties)
         if not (np.isscalar(self.alpha) and self.alpha >= 0):
             raise ValueError(f"alpha must be a number >= 0, got {self.alpha!r}")
@@ -226,12 +356,49 @@ class CoxPH(SurvivalMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        """Linear predictor ``x' beta`` (higher = higher hazard)."""
+        """Linear predictor ``x' beta`` (higher = higher hazard).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, p)
+            Covariates in the columns the model was fitted on.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients,)
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        ValueError
+            When ``X`` is not a numeric 2-D matrix without NaN.
+        """
         self._check_fitted()
         return check_X(X) @ self.coef_
 
     def predict_cumulative_hazard(self, X, times) -> np.ndarray:
-        """``H(t | x) = H0(t) exp(x' beta)`` at ``times``: shape (n_patients, n_times)."""
+        """``H(t | x) = H0(t) exp(x' beta)`` at ``times``: shape (n_patients, n_times).
+
+        ``H0`` is the Breslow step function: 0 before the first training time, its last value
+        after the last.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, p)
+            Covariates.
+        times : array-like of float, shape (n_times,)
+            Where to evaluate.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients, n_times)
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         self._check_fitted()
         times = np.asarray(times, float)
         idx = np.searchsorted(self.baseline_time_, times, side="right") - 1
@@ -239,11 +406,51 @@ class CoxPH(SurvivalMixin, BaseEstimator):
         return np.exp(self.predict(X))[:, None] * h0[None, :]
 
     def predict_survival(self, X, times) -> np.ndarray:
-        """``S(t | x) = exp(-H(t | x))`` at ``times``: shape (n_patients, n_times)."""
+        """``S(t | x) = exp(-H(t | x))`` at ``times``: shape (n_patients, n_times).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, p)
+            Covariates.
+        times : array-like of float, shape (n_times,)
+            Where to evaluate.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients, n_times)
+            Survival probabilities, non-increasing in time.
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         return np.exp(-self.predict_cumulative_hazard(X, times))
 
     def summary(self, conf_level: float = 0.95) -> pd.DataFrame:
-        """Coefficient table: coef, exp(coef) (hazard ratio), se, z, p, confidence interval."""
+        """Coefficient table: coef, exp(coef) (hazard ratio), se, z, p, confidence interval.
+
+        Standard errors are the square roots of the diagonal of ``cov_``; ``z = coef / se``;
+        ``p`` is the two-sided Wald p-value; the interval is ``coef -+ q * se`` on the
+        coefficient (log hazard ratio) scale, ``q`` the normal quantile.
+
+        Parameters
+        ----------
+        conf_level : float, default 0.95
+            Confidence level of the Wald interval.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per covariate (index ``covariate``: the fitted DataFrame's column names,
+            or ``x0, x1, ...``), columns ``coef``, ``exp(coef)``, ``se``, ``z``, ``p``,
+            ``ci_low``, ``ci_high``.
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         self._check_fitted()
         se = np.sqrt(np.diag(self.cov_))
         z = self.coef_ / se

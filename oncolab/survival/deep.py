@@ -39,7 +39,28 @@ __all__ = ["DeepSurv", "DiscreteTimeSurvival", "mlp"]
 
 
 def mlp(n_in: int, hidden=(32,), n_out: int = 1, dropout: float = 0.1) -> torch.nn.Sequential:
-    """Linear -> ReLU -> Dropout blocks, then a linear output layer."""
+    """Linear -> ReLU -> Dropout blocks, then a linear output layer.
+
+    Taught in chapter 9 (the network inside :class:`DeepSurv` and
+    :class:`DiscreteTimeSurvival`). Its initial weights come from PyTorch's global random
+    state: seed it (``torch.manual_seed``) before calling, as the models do.
+
+    Parameters
+    ----------
+    n_in : int
+        Number of input features.
+    hidden : sequence of int, default (32,)
+        Width of each hidden layer, in order; empty for a linear model.
+    n_out : int, default 1
+        Number of outputs.
+    dropout : float, default 0.1
+        Dropout probability after each hidden layer.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        Maps a float tensor of shape (batch, n_in) to one of shape (batch, n_out).
+    """
     layers: list[torch.nn.Module] = []
     d = n_in
     for h in hidden:
@@ -98,8 +119,42 @@ class _TorchSurvival(SurvivalMixin, BaseEstimator):
 class DeepSurv(_TorchSurvival):
     """DeepSurv: a neural Cox model (see the module docstring).
 
-    Parameters: ``hidden`` (layer widths), ``dropout``, ``lr``, ``weight_decay``, ``epochs``,
-    ``val_fraction`` and ``patience`` (early stopping), ``ties`` of the loss, ``seed``.
+    Taught in chapter 9.
+
+    Parameters
+    ----------
+    hidden : sequence of int, default (32,)
+        Hidden layer widths of the MLP (:func:`mlp`).
+    dropout : float, default 0.1
+        Dropout after each hidden layer.
+    lr : float, default 1e-2
+        Adam learning rate.
+    weight_decay : float, default 1e-3
+        Adam weight decay.
+    epochs : int, default 300
+        Most full-batch epochs.
+    val_fraction : float, default 0.2
+        Fraction of the training patients held out (stratified by event) to pick the epoch
+        whose weights are kept; 0 trains on all of them for ``epochs`` epochs. When a part
+        would hold no event, no validation part is used.
+    patience : int, default 30
+        Stop after this many epochs without a better validation loss (only with a validation
+        part).
+    ties : {"breslow", "efron"}, default "efron"
+        Tie handling of the partial likelihood loss.
+    seed : int, default 0
+        Seeds the initial weights, dropout and the validation split.
+
+    Attributes
+    ----------
+    net_ : torch.nn.Sequential
+        The trained network.
+    x_mean_, x_scale_ : numpy.ndarray, shape (n_features,)
+        Standardisation of the inputs.
+    baseline_time_, cum_baseline_hazard_ : numpy.ndarray
+        Breslow's baseline cumulative hazard on the training patients.
+    history_ : list of dict
+        The per-epoch losses (:class:`oncolab.training.FitResult`).
     """
 
     def __init__(self, hidden=(32,), dropout: float = 0.1, lr: float = 1e-2, weight_decay: float = 1e-3,
@@ -116,6 +171,25 @@ class DeepSurv(_TorchSurvival):
         self.seed = seed
 
     def fit(self, X, y):
+        """Train the network on the negative partial likelihood, then Breslow's baseline.
+
+        Parameters
+        ----------
+        X : array-like, shape (n, n_features)
+            Numeric covariates without NaN.
+        y : numpy structured array of (event, time), shape (n,)
+            The outcome.
+
+        Returns
+        -------
+        DeepSurv
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            When ``X`` or ``y`` fails the survival input checks.
+        """
         Xs, event, time = self._prepare(X, y)
 
         def loss(out, t, e):
@@ -134,12 +208,48 @@ class DeepSurv(_TorchSurvival):
             return self.net_(Xt).reshape(-1).double().numpy()
 
     def predict(self, X):
-        """The network's log-risk ``g(x)`` (higher = worse)."""
+        """The network's log-risk ``g(x)`` (higher = worse).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, n_features)
+            Covariates, standardised inside with the training means and scales.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients,)
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        ValueError
+            When ``X`` has another number of columns than the training data.
+        """
         self._check_fitted()
         return self._eta(self._tensor(X))
 
     def predict_survival(self, X, times) -> np.ndarray:
-        """``exp(-H0(t) exp(g(x)))`` with Breslow's ``H0``: shape (n_patients, n_times)."""
+        """``exp(-H0(t) exp(g(x)))`` with Breslow's ``H0``: shape (n_patients, n_times).
+
+        ``H0`` is 0 before the first training time and keeps its last value after the last.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, n_features)
+            Covariates.
+        times : array-like of float, shape (n_times,)
+            Where to evaluate.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients, n_times)
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         self._check_fitted()
         times = np.asarray(times, float)
         idx = np.searchsorted(self.baseline_time_, times, side="right") - 1
@@ -152,7 +262,25 @@ class DiscreteTimeSurvival(_TorchSurvival):
 
     ``n_bins`` time intervals with edges at quantiles of the training event times
     (:func:`~oncolab.survival.time_bins`; a time on an edge belongs to the bin that ends there,
-    :func:`~oncolab.survival.bin_index`). The fitted edges are ``edges_``.
+    :func:`~oncolab.survival.bin_index`). The fitted edges are ``edges_``. Taught in chapter 9.
+
+    Parameters
+    ----------
+    n_bins : int, default 20
+        Number of time bins wanted (tied quantiles merge, so there may be fewer).
+    hidden, dropout, lr, weight_decay, epochs, val_fraction, patience, seed
+        As for :class:`DeepSurv`.
+
+    Attributes
+    ----------
+    edges_ : numpy.ndarray of float, shape (K + 1,)
+        The bin edges, from 0 to the longest training follow-up.
+    baseline_time_ : numpy.ndarray of float, shape (K,)
+        ``edges_[1:]``, the time grid of ``predict_survival_function``.
+    net_ : torch.nn.Sequential
+        The trained network (K logits).
+    history_ : list of dict
+        The per-epoch losses.
     """
 
     def __init__(self, n_bins: int = 20, hidden=(32,), dropout: float = 0.1, lr: float = 1e-2,
@@ -169,6 +297,26 @@ class DiscreteTimeSurvival(_TorchSurvival):
         self.seed = seed
 
     def fit(self, X, y):
+        """Cut time into bins and train the network on the logistic-hazard likelihood.
+
+        Parameters
+        ----------
+        X : array-like, shape (n, n_features)
+            Numeric covariates without NaN.
+        y : numpy structured array of (event, time), shape (n,)
+            The outcome.
+
+        Returns
+        -------
+        DiscreteTimeSurvival
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            When ``X`` or ``y`` fails the survival input checks, or the event times are too few
+            or too tied for two bins (:func:`~oncolab.survival.time_bins`).
+        """
         Xs, event, time = self._prepare(X, y)
         self.edges_ = time_bins(time, event, self.n_bins)
         K = len(self.edges_) - 1
@@ -181,20 +329,74 @@ class DiscreteTimeSurvival(_TorchSurvival):
         return self
 
     def predict_hazard(self, X) -> np.ndarray:
-        """Per-bin conditional event probabilities ``h_k(x)``: shape (n_patients, n_bins)."""
+        """Per-bin conditional event probabilities ``h_k(x)``: shape (n_patients, K).
+
+        ``K = len(edges_) - 1`` may be smaller than ``n_bins`` (tied quantiles merge).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, n_features)
+            Covariates.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients, K)
+            The sigmoid of the network's logits, in (0, 1).
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         self._check_fitted()
         with torch.no_grad():
             return torch.sigmoid(self.net_(self._tensor(X))).double().numpy()
 
     def predict_survival(self, X, times) -> np.ndarray:
         """``S(t | x)``: the product of ``1 - h_k`` at the bin edges, linear in between; held
-        constant after the last edge. Shape (n_patients, n_times)."""
+        constant after the last edge. Shape (n_patients, n_times).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, n_features)
+            Covariates.
+        times : array-like of float, shape (n_times,)
+            Where to evaluate (clipped to ``[0, edges_[-1]]``).
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients, n_times)
+            1 at time 0, non-increasing.
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         h = self.predict_hazard(X)
         S_edges = np.c_[np.ones(len(h)), np.cumprod(1 - h, axis=1)]
         times = np.clip(np.asarray(times, float), 0, self.edges_[-1])
         return np.stack([np.interp(times, self.edges_, s) for s in S_edges])
 
     def predict(self, X):
-        """Risk = minus the restricted mean survival time up to the last edge (higher = worse)."""
+        """Risk = minus the restricted mean survival time up to the last edge (higher = worse).
+
+        The restricted mean is the trapezoidal area under :meth:`predict_survival` over
+        ``edges_``.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, n_features)
+            Covariates.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients,)
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         S = self.predict_survival(X, self.edges_)
         return -np.trapezoid(S, self.edges_, axis=1)

@@ -30,7 +30,7 @@ _OTHER = r"^(?!(?:labs|genes|clinical):)"  # a column without a modality prefix
 def cohort_tabular(cohort, modalities=("labs", "genes", "clinical")) -> pd.DataFrame:
     """One row per patient: the raw lab values, gene counts and clinical variables.
 
-    Taught in chapter 8.
+    Taught in chapter 8; chapter 9 uses it too.
 
     Parameters
     ----------
@@ -46,6 +46,12 @@ def cohort_tabular(cohort, modalities=("labs", "genes", "clinical")) -> pd.DataF
         ``genes:MKI67``, ``clinical:age``), which is how :func:`tabular_preprocessor` knows
         which transformer each column goes through. Labs in canonical units (NaN = not
         measured), raw read counts, clinical columns as they are (sex, site, center as text).
+
+    Raises
+    ------
+    ValueError
+        When ``modalities`` is empty or names something other than the three tables, or the
+        cohort lacks one of the tables asked for.
     """
     if isinstance(modalities, str):
         modalities = (modalities,)

@@ -24,6 +24,9 @@ def _as_tensor(x, like: torch.Tensor, dtype=None) -> torch.Tensor:
 def cox_ph_loss(risk: torch.Tensor, time, event, ties: str = "breslow") -> torch.Tensor:
     """Negative Cox log partial likelihood per event (a mean, so its scale does not grow with n).
 
+    Taught in chapter 9 (DeepSurv's loss); the fusion models of chapter 10 train their risk
+    head with it.
+
     Parameters
     ----------
     risk : torch.Tensor, shape (n,) or (n, 1)
@@ -39,8 +42,16 @@ def cox_ph_loss(risk: torch.Tensor, time, event, ties: str = "breslow") -> torch
     -------
     torch.Tensor
         ``-l(eta) / n_events``, a scalar, differentiable in ``risk``; numerically stable
-        (log-sum-exp with a shift). A batch without events raises (its partial likelihood is
-        empty; use larger batches or sample events into each).
+        (log-sum-exp with a shift).
+
+    Raises
+    ------
+    TypeError
+        When ``risk`` is not a tensor.
+    ValueError
+        When ``ties`` is unknown, ``risk`` is not of shape (n,) or (n, 1), the lengths differ,
+        ``event`` is not boolean or 0/1, a time is NaN or negative, or the batch holds no event
+        (its partial likelihood is empty; use larger batches or sample events into each).
     """
     if ties not in ("breslow", "efron"):
         raise ValueError(f"ties must be 'breslow' or 'efron', got {ties!r}")
@@ -97,7 +108,9 @@ def logistic_hazard_nll(logits: torch.Tensor, bin_idx, event) -> torch.Tensor:
     ``k`` given survival to its start. A patient whose time falls in bin ``b`` (from
     :func:`~oncolab.survival.bin_index`, whose bins are closed on the right) contributes
     ``log h_b + sum_{k<b} log(1 - h_k)`` if the event was observed, and
-    ``sum_{k<=b} log(1 - h_k)`` if censored (alive through bin ``b``).
+    ``sum_{k<=b} log(1 - h_k)`` if censored (alive through bin ``b``). Taught in chapter 9
+    (the loss of :class:`~oncolab.survival.DiscreteTimeSurvival`); the multi-scale models of
+    chapter 14 and the data-parallel loop of chapter 15 train with it.
 
     Parameters
     ----------
@@ -105,13 +118,19 @@ def logistic_hazard_nll(logits: torch.Tensor, bin_idx, event) -> torch.Tensor:
         One logit per patient and bin.
     bin_idx : array-like of int, shape (n,)
         Each patient's bin, in ``0 .. K - 1``.
-    event : array-like of bool, shape (n,)
-        True where the event was observed.
+    event : array-like of bool or 0/1, shape (n,)
+        True (1) where the event was observed.
 
     Returns
     -------
     torch.Tensor
         The mean negative log likelihood over patients (a scalar, differentiable in ``logits``).
+
+    Raises
+    ------
+    ValueError
+        When ``logits`` is not 2-D, the lengths differ, or a bin index is outside
+        ``0 .. K - 1``.
     """
     if logits.ndim != 2:
         raise ValueError(f"logits must be (n, n_bins), got shape {tuple(logits.shape)}")

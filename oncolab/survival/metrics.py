@@ -57,10 +57,31 @@ def _count_below(pos_start: np.ndarray, thresh: np.ndarray, rank: np.ndarray) ->
 def concordance_counts(time, event, risk, tied_tol: float = 1e-8, weights=None) -> dict:
     """Count comparable pairs and how each is ordered by ``risk`` (see the module docstring).
 
-    Returns a dict with ``concordant``, ``discordant``, ``tied_risk``, ``tied_time`` (the
-    comparable pairs whose times are equal), ``comparable``, and, when ``weights`` (one per
-    patient, used for the patient with the event) are given, the weighted ``numerator`` and
-    ``denominator``. Runs in O(n log^2 n) time and O(n) memory.
+    Runs in O(n log^2 n) time and O(n) memory. Taught in chapter 8 (concordance by hand, then
+    this fast count); :func:`harrell_c` and :func:`uno_c` are built on it. No input check is
+    made here: those two check their inputs first.
+
+    Parameters
+    ----------
+    time : array-like of float, shape (n,)
+        Follow-up times.
+    event : array-like of bool, shape (n,)
+        True where the event was observed.
+    risk : array-like of float, shape (n,)
+        Predicted risk (higher = worse).
+    tied_tol : float, default 1e-8
+        Risks closer than this are tied.
+    weights : array-like of float, shape (n,), optional
+        One weight per patient, applied to the pairs in which that patient had the (earlier)
+        event.
+
+    Returns
+    -------
+    dict
+        ``concordant``, ``discordant``, ``tied_risk``, ``tied_time`` (the comparable pairs whose
+        times are equal) and ``comparable`` (ints), and, with ``weights``, the weighted
+        ``numerator`` (concordant plus half the tied) and ``denominator`` (comparable) as
+        floats.
     """
     time = np.asarray(time, float)
     event = np.asarray(event, bool)
@@ -105,7 +126,29 @@ def harrell_c(time, event, risk, tied_tol: float = 1e-8) -> float:
     patient who failed first had the higher risk; tied risks (within ``tied_tol``) count
     1/2; pairs of events at the same time are not comparable. No censoring weights, so it
     depends on the censoring distribution. Equals ``sksurv.metrics.concordance_index_censored``
-    (first value) exactly.
+    (first value) exactly. Taught in chapter 8; every later chapter reports it.
+
+    Parameters
+    ----------
+    time : array-like of float, shape (n,)
+        Follow-up times, finite and >= 0.
+    event : array-like of bool, shape (n,)
+        True where the event was observed (a boolean dtype is required).
+    risk : array-like of float, shape (n,)
+        Predicted risk (higher = worse), finite.
+    tied_tol : float, default 1e-8
+        Risks closer than this are tied.
+
+    Returns
+    -------
+    float
+        The concordance, in [0, 1] (0.5 = random ordering).
+
+    Raises
+    ------
+    ValueError
+        When the outcome fails :func:`~oncolab.survival.check_survival` (including no event),
+        ``risk`` is not one finite score per patient, or no pair is comparable.
     """
     event, time = check_survival(event=event, time=time)
     risk = check_risk(risk, len(time))
@@ -121,7 +164,28 @@ def censoring_survival(y_train, t) -> np.ndarray:
     """G(t) = P(C > t): Kaplan-Meier of the censoring times in ``y_train``, at times ``t``.
 
     Raises when ``t`` goes beyond the last training time while G is still positive there (the
-    censoring distribution is unknown beyond follow-up).
+    censoring distribution is unknown beyond follow-up). Taught in chapter 9 (the inverse
+    probability of censoring weights of Uno's C, td-AUC and the Brier score).
+
+    Parameters
+    ----------
+    y_train : numpy structured array of (event, time), shape (n,)
+        The training outcome whose censoring times are estimated (an outcome without events is
+        accepted).
+    t : float or array-like of float
+        Where to evaluate ``G``.
+
+    Returns
+    -------
+    numpy.ndarray of float
+        ``G(t)``, with the shape of ``t``: 1 everywhere when nobody in ``y_train`` was
+        censored, 0 beyond the last training time when the censoring curve reached 0 there.
+
+    Raises
+    ------
+    ValueError
+        When ``y_train`` is not a valid outcome, or a time lies beyond its follow-up while
+        ``G`` is still positive.
     """
     ev, tt = check_survival(y_train, name="y_train", allow_all_censored=True)
     t = np.asarray(t, float)
@@ -154,7 +218,31 @@ def uno_c(y_train, y_test, risk, tau: float | None = None, tied_tol: float = 1e-
     Each comparable pair is weighted by ``1 / G(t_i)^2``, ``G`` the Kaplan-Meier censoring
     survival from ``y_train``; events at or after ``tau`` get weight 0 (``tau=None``: no
     truncation). Ties as in :func:`harrell_c`. Agrees with
-    ``sksurv.metrics.concordance_index_ipcw``.
+    ``sksurv.metrics.concordance_index_ipcw``. Taught in chapter 9.
+
+    Parameters
+    ----------
+    y_train : numpy structured array of (event, time)
+        Training outcome, for the censoring distribution ``G``.
+    y_test : numpy structured array of (event, time), shape (n,)
+        The outcome of the patients scored.
+    risk : array-like of float, shape (n,)
+        Predicted risk of the test patients (higher = worse).
+    tau : float, optional
+        Truncation time; None uses every event.
+    tied_tol : float, default 1e-8
+        Risks closer than this are tied.
+
+    Returns
+    -------
+    float
+        The weighted concordance, in [0, 1].
+
+    Raises
+    ------
+    ValueError
+        When an outcome or ``risk`` fails the input checks, ``G`` is 0 (or unknown, beyond the
+        training follow-up) at a test event time, or no pair is comparable before ``tau``.
     """
     event, time = check_survival(y_test, name="y_test")
     risk = check_risk(risk, len(time))
@@ -169,8 +257,25 @@ def uno_c(y_train, y_test, risk, tau: float | None = None, tied_tol: float = 1e-
 def check_eval_times(times, test_time) -> np.ndarray:
     """The sorted unique evaluation ``times``, checked to lie within the follow-up of ``test_time``.
 
-    Taught in chapter 9. Parameters: ``times`` (array-like), ``test_time`` (the test patients'
-    times). Returns the times as a sorted array; raises a ValueError naming the range otherwise.
+    Taught in chapter 9 (why a horizon past the follow-up cannot be evaluated).
+
+    Parameters
+    ----------
+    times : float or array-like of float
+        Evaluation times.
+    test_time : numpy.ndarray of float, shape (n,)
+        The test patients' follow-up times.
+
+    Returns
+    -------
+    numpy.ndarray of float
+        The distinct ``times``, increasing.
+
+    Raises
+    ------
+    ValueError
+        When a time lies before the first test time or at or after the last one; the message
+        names the allowed range ``[min, max)``.
     """
     times = np.unique(np.atleast_1d(np.asarray(times, float)))
     if times.min() < test_time.min() or times.max() >= test_time.max():
@@ -188,6 +293,33 @@ def td_auc(y_train, y_test, risk, times, tied_tol: float = 1e-8) -> tuple[np.nda
     ``t``; tied risks count 1/2. ``risk`` is one score per patient, or one column per time.
     The mean is the integral of AUC(t) against the Kaplan-Meier ``-dS(t)`` of ``y_test``,
     divided by ``1 - S(t_last)``. Agrees with ``sksurv.metrics.cumulative_dynamic_auc``.
+    Taught in chapter 9; chapter 14 reports it for the multi-scale models.
+
+    Parameters
+    ----------
+    y_train : numpy structured array of (event, time)
+        Training outcome, for the censoring weights.
+    y_test : numpy structured array of (event, time), shape (n,)
+        The outcome of the patients scored.
+    risk : array-like of float, shape (n,) or (n, n_times)
+        Predicted risk, one score per patient or one column per (sorted, distinct) time.
+    times : array-like of float
+        Evaluation times, within the test follow-up (sorted and made distinct here).
+    tied_tol : float, default 1e-8
+        Risks closer than this are tied.
+
+    Returns
+    -------
+    auc : numpy.ndarray of float, shape (n_times,)
+        AUC(t) at each sorted distinct time.
+    mean_auc : float
+        The weighted mean above (AUC(t) itself for a single time).
+
+    Raises
+    ------
+    ValueError
+        When an outcome fails the input checks, a time leaves the test follow-up, ``risk``
+        has the wrong shape, or ``G`` is 0 at a test event time.
     """
     event, time = check_survival(y_test, name="y_test")
     times = check_eval_times(times, time)
@@ -221,7 +353,33 @@ def brier_score(y_train, y_test, surv_prob, times) -> tuple[np.ndarray, np.ndarr
     ``S(t|x)^2 / G(t_i)``, patients still followed after ``t`` count ``(1 - S(t|x))^2 / G(t)``,
     patients censored before ``t`` count 0 (their weight moves to the others). ``surv_prob``
     holds predicted survival probabilities, one column per time. Returns ``(times, scores)``.
-    Agrees with ``sksurv.metrics.brier_score``.
+    Agrees with ``sksurv.metrics.brier_score``. Taught in chapter 9.
+
+    Parameters
+    ----------
+    y_train : numpy structured array of (event, time)
+        Training outcome, for the censoring distribution ``G``.
+    y_test : numpy structured array of (event, time), shape (n,)
+        The outcome of the patients scored.
+    surv_prob : array-like of float, shape (n, n_times)
+        Predicted ``S(t | x)`` in [0, 1]; its columns follow the sorted distinct ``times``
+        (a 1-D array is accepted for a single time).
+    times : array-like of float
+        Evaluation times, within the test follow-up (sorted and made distinct here).
+
+    Returns
+    -------
+    times : numpy.ndarray of float, shape (n_times,)
+        The sorted distinct times.
+    scores : numpy.ndarray of float, shape (n_times,)
+        The Brier score at each (0 is perfect; 0.25 is a constant prediction of 0.5).
+
+    Raises
+    ------
+    ValueError
+        When an outcome fails the input checks, a time leaves the test follow-up,
+        ``surv_prob`` has the wrong shape or a value outside [0, 1], or a time lies beyond the
+        follow-up of ``y_train``.
     """
     event, time = check_survival(y_test, name="y_test")
     times = check_eval_times(times, time)
@@ -240,8 +398,29 @@ def brier_score(y_train, y_test, surv_prob, times) -> tuple[np.ndarray, np.ndarr
 def brier_from_censoring(event, time, p, times, g_t, g_y) -> np.ndarray:
     """Brier scores with precomputed censoring survival at ``times`` (g_t) and at ``time`` (g_y).
 
-    Taught in chapter 9; :func:`brier_score` computes the censoring survival itself. Returns
-    one score per time.
+    Taught in chapter 9; :func:`brier_score` computes the censoring survival itself, and the
+    bootstrap of :func:`~oncolab.survival.cross_validate_survival` reuses the weights through
+    this function. No input check is made here.
+
+    Parameters
+    ----------
+    event : numpy.ndarray of bool, shape (n,)
+        True where the event was observed.
+    time : numpy.ndarray of float, shape (n,)
+        Follow-up times.
+    p : numpy.ndarray of float, shape (n, n_times)
+        Predicted ``S(t | x)``, one column per time.
+    times : numpy.ndarray of float, shape (n_times,)
+        Evaluation times.
+    g_t : numpy.ndarray of float, shape (n_times,)
+        Censoring survival ``G`` at ``times``.
+    g_y : numpy.ndarray of float, shape (n,)
+        Censoring survival ``G`` at each patient's ``time``.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n_times,)
+        The Brier score at each time.
     """
     case = (time[:, None] <= times[None, :]) & event[:, None]
     ctrl = time[:, None] > times[None, :]
@@ -252,7 +431,31 @@ def brier_from_censoring(event, time, p, times, g_t, g_y) -> np.ndarray:
 
 def integrated_brier_score(y_train, y_test, surv_prob, times) -> float:
     """The Brier score integrated over ``[times[0], times[-1]]`` (trapezoidal rule), divided by
-    the length of that interval. Agrees with ``sksurv.metrics.integrated_brier_score``."""
+    the length of that interval. Agrees with ``sksurv.metrics.integrated_brier_score``.
+
+    Taught in chapter 9; chapter 14 reports it for the multi-scale models.
+
+    Parameters
+    ----------
+    y_train : numpy structured array of (event, time)
+        Training outcome, for the censoring distribution.
+    y_test : numpy structured array of (event, time), shape (n,)
+        The outcome of the patients scored.
+    surv_prob : array-like of float, shape (n, n_times)
+        Predicted ``S(t | x)``, one column per sorted distinct time.
+    times : array-like of float
+        Evaluation times, at least two distinct, within the test follow-up.
+
+    Returns
+    -------
+    float
+        The integrated Brier score (lower is better).
+
+    Raises
+    ------
+    ValueError
+        As :func:`brier_score`, and when fewer than two distinct times are given.
+    """
     times, bs = brier_score(y_train, y_test, surv_prob, times)
     if len(times) < 2:
         raise ValueError("the integrated Brier score needs at least two distinct times")
@@ -262,10 +465,34 @@ def integrated_brier_score(y_train, y_test, surv_prob, times) -> float:
 def calibration_at_horizon(y, surv_at_horizon, horizon: float, n_groups: int = 10) -> pd.DataFrame:
     """Predicted versus observed survival at ``horizon``, by group of predicted risk.
 
-    Patients are cut into ``n_groups`` equal-sized groups by predicted ``S(horizon | x)``
-    (deciles by default); in each, the mean prediction is set beside the Kaplan-Meier
-    estimate of ``S(horizon)`` with its 95% interval. A calibrated model lies on the
-    diagonal. Returns one row per group.
+    Patients are cut into ``n_groups`` groups of equal size (to one patient) by predicted
+    ``S(horizon | x)`` (deciles by default); in each, the mean prediction is set beside the
+    Kaplan-Meier estimate of ``S(horizon)`` with its 95% interval. A calibrated model lies on
+    the diagonal. Taught in chapter 9; chapter 13 returns to calibration with it.
+
+    Parameters
+    ----------
+    y : numpy structured array of (event, time), shape (n,)
+        The outcome of the patients.
+    surv_at_horizon : array-like of float, shape (n,)
+        Predicted ``S(horizon | x)`` per patient.
+    horizon : float
+        The time at which calibration is read, in ``(0, max(time)]``.
+    n_groups : int, default 10
+        Number of groups, between 2 and ``n // 2``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group, group 1 holding the highest predicted survival: ``group``, ``n``,
+        ``predicted`` (mean prediction), ``observed`` (Kaplan-Meier ``S(horizon)``; 1 when the
+        group has no time up to the horizon), ``observed_low``, ``observed_high``.
+
+    Raises
+    ------
+    ValueError
+        When the outcome or the predictions fail the input checks, ``horizon`` is outside the
+        follow-up, or ``n_groups`` is out of range.
     """
     event, time = check_survival(y)
     p = check_risk(surv_at_horizon, len(time), name="surv_at_horizon")

@@ -25,7 +25,24 @@ __all__ = ["KaplanMeier", "event_table", "kaplan_meier", "logrank_test", "nelson
 
 
 def event_table(time, event) -> pd.DataFrame:
-    """Distinct times with patients at risk, events and censorings (the life table)."""
+    """Distinct times with patients at risk, events and censorings (the life table).
+
+    Taught in chapter 8 (the table behind Kaplan-Meier). No input check is made here:
+    :func:`kaplan_meier` checks before calling it.
+
+    Parameters
+    ----------
+    time : array-like of float, shape (n,)
+        Follow-up times.
+    event : array-like of bool, shape (n,)
+        True where the event was observed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per distinct time, increasing: ``time``, ``n_at_risk`` (patients with time
+        ``>=`` it), ``n_events``, ``n_censored``.
+    """
     time = np.asarray(time, float)
     event = np.asarray(event, bool)
     uniq, inv = np.unique(time, return_inverse=True)
@@ -40,7 +57,24 @@ def step_at(x: np.ndarray, y: np.ndarray, t, before: float = 1.0) -> np.ndarray:
     """Evaluate a right-continuous step function (jumps at ``x``, values ``y``) at ``t``.
 
     Before the first jump the value is ``before`` (1 for a survival curve, 0 for a
-    cumulative hazard).
+    cumulative hazard); after the last jump it is the last value. Taught in chapter 8 (reading
+    a Kaplan-Meier curve at any time).
+
+    Parameters
+    ----------
+    x : numpy.ndarray of float, shape (m,)
+        Jump times, increasing.
+    y : numpy.ndarray of float, shape (m,)
+        Value from each jump on.
+    t : float or array-like of float
+        Where to evaluate.
+    before : float, default 1.0
+        Value before the first jump.
+
+    Returns
+    -------
+    numpy.ndarray of float
+        The step function at ``t``, with the shape of ``t``.
     """
     idx = np.searchsorted(np.asarray(x), np.asarray(t, float), side="right") - 1
     yy = np.r_[before, np.asarray(y, float)]
@@ -50,7 +84,23 @@ def step_at(x: np.ndarray, y: np.ndarray, t, before: float = 1.0) -> np.ndarray:
 @dataclass
 class KaplanMeier:
     """A fitted Kaplan-Meier curve: ``time`` (distinct observed times), ``survival``,
-    the pointwise confidence band, and the life table."""
+    the pointwise confidence band, and the life table.
+
+    Made by :func:`kaplan_meier`; taught in chapter 8. Call it to read ``S(t)`` at any times.
+
+    Attributes
+    ----------
+    time : numpy.ndarray of float, shape (m,)
+        Distinct observed times (events and censorings), increasing.
+    survival : numpy.ndarray of float, shape (m,)
+        ``S(t)`` just after each time.
+    ci_low, ci_high : numpy.ndarray of float, shape (m,)
+        Pointwise Greenwood log(-log) interval; NaN for a ``reverse`` (censoring) estimate.
+    n_at_risk, n_events : numpy.ndarray of int, shape (m,)
+        The life table (for a ``reverse`` estimate: at risk of censoring, and censorings).
+    conf_level : float
+        Level of the interval.
+    """
 
     time: np.ndarray
     survival: np.ndarray
@@ -65,15 +115,39 @@ class KaplanMeier:
 
         Beyond the last observed time the curve is undefined unless it reached 0; this
         returns the last value there (and 0 where the curve reached 0).
+
+        Parameters
+        ----------
+        t : float or array-like of float
+            Times.
+
+        Returns
+        -------
+        numpy.ndarray of float
+            ``S(t)``, with the shape of ``t``.
         """
         return step_at(self.time, self.survival, t)
 
     def median(self) -> float:
-        """The first time at which S(t) <= 0.5 (``inf`` if the curve never gets there)."""
+        """The first time at which S(t) <= 0.5 (``inf`` if the curve never gets there).
+
+        Returns
+        -------
+        float
+            The median survival time, or ``inf``.
+        """
         below = np.flatnonzero(self.survival <= 0.5)
         return float(self.time[below[0]]) if len(below) else float("inf")
 
     def to_frame(self) -> pd.DataFrame:
+        """The curve as a table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per distinct time: ``time``, ``n_at_risk``, ``n_events``, ``survival``,
+            ``ci_low``, ``ci_high``.
+        """
         return pd.DataFrame({"time": self.time, "n_at_risk": self.n_at_risk, "n_events": self.n_events,
                              "survival": self.survival, "ci_low": self.ci_low, "ci_high": self.ci_high})
 
@@ -85,7 +159,33 @@ def kaplan_meier(time=None, event=None, *, y=None, conf_level: float = 0.95, rev
     ``reverse=True`` estimates the *censoring* distribution G(t) = P(C > t) instead (used for
     inverse-probability-of-censoring weights): censorings become the events and, at a tied
     time, events are taken to happen before censorings (the patients who had an event at
-    ``t`` are not at risk of being censored at ``t``). The band is not computed then.
+    ``t`` are not at risk of being censored at ``t``). The band is not computed then. Taught in
+    chapter 8; the censoring weights of the metrics of chapter 9 use ``reverse=True``.
+
+    Parameters
+    ----------
+    time : array-like of float, shape (n,), optional
+        Follow-up times, finite and >= 0.
+    event : array-like of bool, shape (n,), optional
+        True where the event was observed.
+    y : numpy structured array of (event, time), shape (n,), optional
+        Instead of ``time`` and ``event``.
+    conf_level : float, default 0.95
+        Level of the pointwise interval, in (0, 1).
+    reverse : bool, default False
+        Estimate the censoring survival ``G(t)`` instead of ``S(t)``.
+
+    Returns
+    -------
+    KaplanMeier
+        The curve at each distinct observed time, its interval and life table. An outcome
+        without events is accepted (the curve stays at 1).
+
+    Raises
+    ------
+    ValueError
+        When ``conf_level`` is not in (0, 1) or the outcome fails
+        :func:`~oncolab.survival.check_survival`.
     """
     if not 0 < conf_level < 1:
         raise ValueError(f"conf_level must be in (0, 1), got {conf_level!r}")
@@ -117,7 +217,31 @@ def kaplan_meier(time=None, event=None, *, y=None, conf_level: float = 0.95, rev
 
 
 def nelson_aalen(time=None, event=None, *, y=None) -> tuple[np.ndarray, np.ndarray]:
-    """Nelson-Aalen cumulative hazard: ``(distinct times, H(t))``."""
+    """Nelson-Aalen cumulative hazard: ``(distinct times, H(t))``.
+
+    Taught in chapter 8 (the cumulative hazard beside Kaplan-Meier).
+
+    Parameters
+    ----------
+    time : array-like of float, shape (n,), optional
+        Follow-up times.
+    event : array-like of bool, shape (n,), optional
+        True where the event was observed.
+    y : numpy structured array of (event, time), shape (n,), optional
+        Instead of ``time`` and ``event``.
+
+    Returns
+    -------
+    times : numpy.ndarray of float, shape (m,)
+        The distinct observed times, increasing.
+    H : numpy.ndarray of float, shape (m,)
+        ``H(t) = sum_{t_j <= t} d_j / n_j`` at each of them.
+
+    Raises
+    ------
+    ValueError
+        When the outcome fails :func:`~oncolab.survival.check_survival`.
+    """
     event, time = check_survival(y, event=None if y is not None else event,
                                  time=None if y is not None else time, allow_all_censored=True)
     tab = event_table(time, event)
@@ -132,8 +256,32 @@ def logrank_test(time=None, event=None, groups=None, *, y=None) -> dict:
     with expected over the first ``k - 1`` groups, ``(O - E)' V^-1 (O - E)``, where ``V`` is
     the hypergeometric covariance; it is chi-squared with ``k - 1`` degrees of freedom.
 
-    Returns ``{"statistic", "p_value", "df", "table"}`` (table: per group n, observed,
-    expected).
+    Taught in chapter 8 (comparing the curves of two or more groups).
+
+    Parameters
+    ----------
+    time : array-like of float, shape (n,), optional
+        Follow-up times.
+    event : array-like of bool, shape (n,), optional
+        True where the event was observed.
+    groups : array-like, shape (n,)
+        One group label per patient (required; any sortable labels).
+    y : numpy structured array of (event, time), shape (n,), optional
+        Instead of ``time`` and ``event``.
+
+    Returns
+    -------
+    dict
+        ``statistic`` (float), ``p_value`` (float), ``df`` (int, ``k - 1``) and ``table`` (a
+        DataFrame indexed by the sorted group labels: ``n``, ``observed``, ``expected``
+        events).
+
+    Raises
+    ------
+    ValueError
+        When the outcome fails :func:`~oncolab.survival.check_survival` (including an outcome
+        without events), ``groups`` is missing, is not 1-D with one label per patient, or
+        holds fewer than two groups.
     """
     event, time = check_survival(y, event=None if y is not None else event,
                                  time=None if y is not None else time)

@@ -1,8 +1,8 @@
 """Risk stratification: split patients by predicted risk, Kaplan-Meier curve per group with
 the log-rank p-value. One plotting helper for the book's survival figures.
 
-Taught in chapter 8 (Kaplan-Meier curves) and chapter 9 (risk groups from a model); used by
-the fusion and complete-system chapters to show a model's risk groups.
+Taught in chapter 8 (Kaplan-Meier curves, and risk groups compared by the log-rank test) and
+chapter 9 (risk groups from a model).
 """
 
 from __future__ import annotations
@@ -18,7 +18,35 @@ __all__ = ["plot_km", "plot_risk_groups", "risk_groups"]
 def risk_groups(risk, n_groups: int = 3, cutoffs=None, labels=None) -> np.ndarray:
     """Group labels by predicted risk: equal-sized quantile groups (``n_groups``), or
     ``cutoffs`` on the risk scale (e.g. thresholds chosen on training data, which is the
-    honest way to stratify a test set). Labels go from lowest to highest risk."""
+    honest way to stratify a test set). Labels go from lowest to highest risk.
+
+    Taught in chapter 8 (through :func:`plot_risk_groups`, test patients grouped at cutoffs
+    chosen on the training patients) and chapter 9 (tertiles of DeepSurv's out-of-fold risk). A risk equal to a cutoff goes to the higher
+    group, so quantile groups are about, not exactly, equal in size when risks tie.
+
+    Parameters
+    ----------
+    risk : array-like of float, shape (n,)
+        Predicted risk per patient (higher = worse), finite.
+    n_groups : int, default 3
+        Number of quantile groups, between 2 and ``n``; ignored when ``cutoffs`` is given.
+    cutoffs : array-like of float, optional
+        Thresholds on the risk scale (sorted here); ``len(cutoffs) + 1`` groups.
+    labels : sequence, optional
+        One label per group, lowest risk first. By default ``["low", "high"]`` for two groups,
+        ``["low", "intermediate", "high"]`` for three, ``Q1, Q2, ...`` otherwise.
+
+    Returns
+    -------
+    numpy.ndarray of object, shape (n,)
+        The group label of each patient.
+
+    Raises
+    ------
+    ValueError
+        When ``risk`` is not a 1-D finite array, ``n_groups`` is out of range, or ``labels``
+        does not have one label per group.
+    """
     r = check_risk(risk, len(np.asarray(risk)))
     if cutoffs is None:
         if not 2 <= n_groups <= len(r):
@@ -35,7 +63,37 @@ def risk_groups(risk, n_groups: int = 3, cutoffs=None, labels=None) -> np.ndarra
 
 def plot_km(y, groups=None, ax=None, ci: bool = True, at_risk: bool = True, title: str | None = None):
     """Kaplan-Meier curves (with confidence bands) for all patients or per group, the
-    log-rank p-value when there are groups, and numbers at risk under the axis."""
+    log-rank p-value when there are groups, and numbers at risk under the axis.
+
+    Taught in chapter 8; chapter 9 draws a model's risk groups with it. Groups named ``low``,
+    ``intermediate`` and ``high`` are drawn in that order, other labels sorted as text. The
+    numbers at risk are read at five ticks from 0 to the longest follow-up.
+
+    Parameters
+    ----------
+    y : numpy structured array of (event, time), shape (n,)
+        The outcome.
+    groups : array-like, shape (n,), optional
+        One group label per patient; None draws one curve for all patients.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new 6 x 4 inch figure by default.
+    ci : bool, default True
+        Draw the pointwise confidence bands.
+    at_risk : bool, default True
+        Write the numbers at risk under the x axis.
+    title : str, optional
+        Title; the log-rank p-value is added on a second line when there are several groups.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        When ``y`` is not a valid outcome or ``groups`` has another length.
+    """
     import matplotlib.pyplot as plt
 
     event, time = check_survival(y)
@@ -82,7 +140,36 @@ def plot_km(y, groups=None, ax=None, ci: bool = True, at_risk: bool = True, titl
 def plot_risk_groups(y, risk, n_groups: int = 3, cutoffs=None, ax=None, title: str | None = None):
     """Risk stratification in one call: :func:`risk_groups` then :func:`plot_km`.
 
-    Returns ``(ax, groups, logrank)`` where ``logrank`` is :func:`logrank_test`'s result.
+    Taught in chapter 8 (risk groups of a Cox model compared by the log-rank test).
+
+    Parameters
+    ----------
+    y : numpy structured array of (event, time), shape (n,)
+        The outcome.
+    risk : array-like of float, shape (n,)
+        Predicted risk per patient (higher = worse).
+    n_groups : int, default 3
+        Number of quantile groups, when no ``cutoffs`` are given.
+    cutoffs : array-like of float, optional
+        Thresholds on the risk scale (chosen on training patients, to stratify a test set).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw.
+    title : str, optional
+        Title of the plot.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on.
+    groups : numpy.ndarray of object, shape (n,)
+        Each patient's group label (:func:`risk_groups`).
+    logrank : dict
+        :func:`logrank_test`'s result for those groups.
+
+    Raises
+    ------
+    ValueError
+        As :func:`risk_groups` and :func:`plot_km`.
     """
     event, time = check_survival(y)
     groups = risk_groups(check_risk(risk, len(time)), n_groups=n_groups, cutoffs=cutoffs)

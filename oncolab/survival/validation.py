@@ -1,7 +1,7 @@
 """Validation done right, in one helper: repeated stratified K-fold on patients, preprocessing
 fitted inside each fold, bootstrap confidence intervals, a tidy results table.
 
-Taught in chapter 9 ("Deep survival models"); chapter 13 returns to it.
+Taught in chapter 9 ("Deep survival models").
 
 For each repeat and fold, every model is cloned into a ``Pipeline(preprocessor, model)``
 fitted on the training patients only (imputation, scaling and encoding never see the test
@@ -9,7 +9,8 @@ patients), then evaluated on the test patients: Harrell's C, Uno's C, the mean
 time-dependent AUC and the integrated Brier score over a grid of times. Folds are
 stratified by event status and time tertile, so each has the cohort's mix.
 
-Confidence intervals: each bootstrap replicate resamples the test patients of every fold
+Confidence intervals (Harrell's C and the IBS; Uno's C and the mean td-AUC get the fold
+standard deviation only): each bootstrap replicate resamples the test patients of every fold
 (with replacement, the models stay fixed), recomputes Harrell's C and the IBS per fold and
 averages over folds; the 2.5% and 97.5% quantiles of those averages form the 95% interval of
 the cross-validated estimate. This captures test-set sampling noise, not the variability of
@@ -45,23 +46,73 @@ __all__ = ["CVResult", "cross_validate_survival", "default_times"]
 
 def default_times(y, n: int = 20, lo: float = 10, hi: float = 80) -> np.ndarray:
     """An evaluation grid: ``n`` times from the ``lo``-th to the ``hi``-th percentile of the
-    event times (inside the follow-up, where IPCW weights are stable)."""
+    event times (inside the follow-up, where IPCW weights are stable).
+
+    Taught in chapter 9 (the default grid of :func:`cross_validate_survival`).
+
+    Parameters
+    ----------
+    y : numpy structured array of (event, time), shape (n_patients,)
+        The outcome.
+    n : int, default 20
+        Number of times.
+    lo, hi : float, default 10 and 80
+        Percentiles of the event times that bound the grid.
+
+    Returns
+    -------
+    numpy.ndarray of float, shape (n,)
+        Evenly spaced times, increasing.
+
+    Raises
+    ------
+    ValueError
+        When ``y`` is not a valid outcome with at least one event.
+    """
     event, time = check_survival(y)
     return np.linspace(*np.percentile(time[event], [lo, hi]), n)
 
 
 @dataclass
 class CVResult:
-    """``table``: one row per model and metric (estimate, 95% CI); ``folds``: one row per model,
-    repeat and fold; ``predictions``: the test fold of each patient (column ``fold``) and the
-    out-of-fold risk per model (last repeat; risks of different folds are not on one scale)."""
+    """What :func:`cross_validate_survival` returns; taught in chapter 9.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per model and metric (``harrell_c``, ``uno_c``, ``td_auc``, ``ibs``):
+        ``estimate`` (the mean over folds), ``ci_low``/``ci_high`` (the bootstrap 95% interval,
+        NaN for ``uno_c`` and ``td_auc`` and when ``n_boot=0``), ``sd`` (over folds) and
+        ``n_folds``.
+    folds : pandas.DataFrame
+        One row per model, repeat and fold: the four metrics, ``n_test`` and ``fit_seconds``.
+    predictions : pandas.DataFrame
+        The test fold of each patient (column ``fold``) and the out-of-fold risk per model
+        (last repeat; risks of different folds are not on one scale).
+    """
 
     table: pd.DataFrame
     folds: pd.DataFrame
     predictions: pd.DataFrame
 
     def wide(self, digits: int = 3) -> pd.DataFrame:
-        """One row per model, one column per metric, as "estimate [low, high]"."""
+        """One row per model, one column per metric, as text.
+
+        A metric with a bootstrap interval reads "estimate [low, high]", one without (Uno's C,
+        the mean td-AUC, or every metric when ``n_boot=0``) "estimate (sd s)", ``s`` the
+        standard deviation over folds.
+
+        Parameters
+        ----------
+        digits : int, default 3
+            Decimals shown.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by model in the order given, columns among ``harrell_c``, ``uno_c``,
+            ``td_auc``, ``ibs``, in that order.
+        """
         t = self.table.copy()
 
         def fmt(r):
@@ -94,16 +145,45 @@ def cross_validate_survival(models: dict, X, y, preprocessor=None, n_splits: int
                             seed: int = 0, times=None, n_boot: int = 200, verbose: bool = False) -> CVResult:
     """Cross-validate several survival models the same way (see the module docstring).
 
+    Taught in chapter 9 (every model on the cohort and on GBSG2).
+
     Parameters
     ----------
-    models : {name: estimator} with the scikit-survival API.
-    X : DataFrame or array of raw covariates; y : structured (event, time) array.
-    preprocessor : a transformer fitted inside each fold (e.g. a ColumnTransformer that
-        imputes, encodes and scales); ``None`` = use X as is.
-    times : evaluation grid for td-AUC and IBS (default :func:`default_times`).
-    n_boot : bootstrap replicates for the 95% intervals (0 = none; then the table gives the
-        fold standard deviation only).
-    seed : folds, bootstrap and models' seeds all follow from it.
+    models : dict of str to estimator
+        ``{name: estimator}`` with the scikit-survival API; each is cloned for every fold.
+    X : pandas.DataFrame or array-like, shape (n_patients, n_columns)
+        Raw covariates.
+    y : numpy structured array of (event, time), shape (n_patients,)
+        The outcome.
+    preprocessor : transformer, optional
+        Fitted inside each fold before the model (e.g. a ColumnTransformer that imputes,
+        encodes and scales); None uses ``X`` as is.
+    n_splits : int, default 5
+        Folds per repeat, >= 2.
+    n_repeats : int, default 1
+        Repeats of the K-fold split.
+    seed : int, default 0
+        Seeds the folds and the bootstrap. The models' own seeds are not changed: set them on
+        the estimators given (e.g. :func:`~oncolab.survival.make_model`'s ``seed``).
+    times : array-like of float, optional
+        Evaluation grid for Uno's C (its ``tau`` is the last time of the fold), td-AUC and
+        IBS; by default :func:`default_times`. Each fold keeps the times inside its test
+        patients' follow-up and its training follow-up.
+    n_boot : int, default 200
+        Bootstrap replicates for the 95% intervals of Harrell's C and the IBS (0 = none).
+    verbose : bool, default False
+        Print one line per model and fold.
+
+    Returns
+    -------
+    CVResult
+        The summary table, the per-fold metrics and the out-of-fold predictions.
+
+    Raises
+    ------
+    ValueError
+        When ``y`` is not a valid outcome, ``models`` is empty, ``X`` and ``y`` differ in
+        length, ``n_splits < 2``, or ``times`` leaves the follow-up of ``y``.
     """
     event, time = check_survival(y)
     if not models:

@@ -31,7 +31,29 @@ class SksurvModel(SurvivalMixin, BaseEstimator):
     ``kind`` is one of "sk-cox", "coxnet", "rsf", "gbsa"; ``params`` go to its constructor;
     ``seed`` sets ``random_state`` where the model has one. For "coxnet", ``alpha=None``
     chooses the penalty on a path of 30 values by 3-fold inner cross-validation (Harrell's
-    C) on the training data, then refits at that value.
+    C) on the training data, then refits at that value. Taught in chapter 9.
+
+    Parameters
+    ----------
+    kind : {"sk-cox", "coxnet", "rsf", "gbsa"}, default "rsf"
+        ``CoxPHSurvivalAnalysis`` (Efron ties), ``CoxnetSurvivalAnalysis`` (``l1_ratio=0.5``),
+        ``RandomSurvivalForest`` (100 trees, ``min_samples_leaf=10``) or
+        ``GradientBoostingSurvivalAnalysis`` (Cox loss, 100 stages of depth 2); an unknown
+        kind is refused at ``fit``.
+    params : dict, optional
+        Constructor arguments that replace those defaults.
+    seed : int, default 0
+        ``random_state`` of "rsf" and "gbsa", and the inner folds of "coxnet".
+    alpha : float, optional
+        The "coxnet" penalty; None chooses it by inner cross-validation. Ignored by the others.
+
+    Attributes
+    ----------
+    model_ : the fitted scikit-survival estimator
+    alpha_ : float
+        The "coxnet" penalty used.
+    baseline_time_ : numpy.ndarray of float
+        The model's time grid (its ``unique_times_``, else the training event times).
     """
 
     def __init__(self, kind: str = "rsf", params: dict | None = None, seed: int = 0, alpha: float | None = None):
@@ -60,6 +82,27 @@ class SksurvModel(SurvivalMixin, BaseEstimator):
         raise ValueError(f"kind must be one of {_KINDS}, got {self.kind!r}")
 
     def fit(self, X, y):
+        """Fit the wrapped scikit-survival model (choosing the "coxnet" penalty first if needed).
+
+        Parameters
+        ----------
+        X : array-like, shape (n, n_features)
+            Numeric covariates without NaN.
+        y : numpy structured array of (event, time), shape (n,)
+            The outcome.
+
+        Returns
+        -------
+        SksurvModel
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            When ``kind`` is unknown, or ``X`` or ``y`` fails the survival input checks.
+        ArithmeticError
+            When Coxnet diverges at every penalty path tried (give ``alpha``).
+        """
         event, time = check_survival(y)
         X = check_X(X, len(time))
         self.n_features_in_ = X.shape[1]
@@ -116,11 +159,44 @@ class SksurvModel(SurvivalMixin, BaseEstimator):
         return float(path[best]), [float(a) for a in path]
 
     def predict(self, X):
+        """The wrapped model's risk score (higher = worse).
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, n_features)
+            Covariates.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients,)
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         self._check_fitted()
         return np.asarray(self.model_.predict(check_X(X)), float)
 
     def predict_survival(self, X, times) -> np.ndarray:
-        """S(t | x) at ``times`` (held at the first/last value outside the training times)."""
+        """S(t | x) at ``times``: 1 before the model's first time, its last value after the last.
+
+        Parameters
+        ----------
+        X : array-like, shape (n_patients, n_features)
+            Covariates.
+        times : array-like of float, shape (n_times,)
+            Where to evaluate.
+
+        Returns
+        -------
+        numpy.ndarray of float, shape (n_patients, n_times)
+
+        Raises
+        ------
+        RuntimeError
+            When the model is not fitted.
+        """
         self._check_fitted()
         times = np.asarray(times, float)
         fns = self.model_.predict_survival_function(check_X(X))
@@ -142,7 +218,33 @@ def make_model(name: str, seed: int = 0, fast: bool = False, **params):
     "cox" is our :class:`~oncolab.survival.CoxPH` (Efron ties, a small L2 penalty
     ``alpha=0.1`` unless given, which keeps it finite on correlated genes); "deepsurv" and
     "discrete" are the PyTorch models; the others are :class:`SksurvModel`. ``fast=True`` shrinks
-    ensembles and epochs (for smoke runs). Extra ``params`` go to the model.
+    ensembles and epochs (for smoke runs). Extra ``params`` go to the model. Taught in chapter 9
+    (every model compared in one loop).
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`MODEL_NAMES`: "cox", "coxnet", "rsf", "gbsa", "deepsurv", "discrete",
+        "sk-cox".
+    seed : int, default 0
+        The model's seed (unused by "cox" and "sk-cox", which are deterministic).
+    fast : bool, default False
+        25 trees for "rsf" and "gbsa", 40 epochs for "deepsurv" and "discrete", unless
+        ``params`` say otherwise.
+    **params
+        Constructor arguments of the model (for :class:`SksurvModel`, those of the wrapped
+        scikit-survival estimator, except ``alpha``, which goes to the wrapper).
+
+    Returns
+    -------
+    estimator
+        An unfitted :class:`~oncolab.survival.CoxPH`, :class:`~oncolab.survival.DeepSurv`,
+        :class:`~oncolab.survival.DiscreteTimeSurvival` or :class:`SksurvModel`.
+
+    Raises
+    ------
+    ValueError
+        When ``name`` is not one of :data:`MODEL_NAMES`.
     """
     if name == "cox":
         from .cox import CoxPH

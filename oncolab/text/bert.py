@@ -41,7 +41,38 @@ __all__ = [
 
 def tiny_bert_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
                      intermediate_size: int | None = None, max_length: int = 256, pad_token_id: int = 0):
-    """A ``transformers.BertConfig`` for a BERT small enough to pretrain on a CPU in minutes."""
+    """A ``transformers.BertConfig`` for a BERT small enough to pretrain on a CPU in minutes.
+
+    Taught in chapter 6 (through :func:`tiny_bert`). Dropout is 0.1 on the hidden states and
+    on the attention probabilities, as in BERT.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Size of the tokenizer's vocabulary.
+    hidden_size : int, default 64
+        Width of every layer; a multiple of ``num_heads``.
+    num_layers : int, default 2
+        Transformer layers.
+    num_heads : int, default 2
+        Attention heads per layer.
+    intermediate_size : int, optional
+        Width of the feed-forward block; ``2 * hidden_size`` by default.
+    max_length : int, default 256
+        Most positions (``max_position_embeddings``).
+    pad_token_id : int, default 0
+        Id of the padding token.
+
+    Returns
+    -------
+    transformers.BertConfig
+
+    Raises
+    ------
+    ValueError
+        When a size is not a positive integer or ``hidden_size`` is not a multiple of
+        ``num_heads``.
+    """
     from transformers import BertConfig
 
     for name, v in (("vocab_size", vocab_size), ("hidden_size", hidden_size), ("num_layers", num_layers),
@@ -57,7 +88,31 @@ def tiny_bert_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2
 
 
 def tiny_bert(tokenizer, seed: int = 0, **config):
-    """A freshly initialised ``BertForMaskedLM`` for ``tokenizer``'s vocabulary (seeded)."""
+    """A freshly initialised ``BertForMaskedLM`` for ``tokenizer``'s vocabulary (seeded).
+
+    Taught in chapter 6. The weights are drawn after ``torch.manual_seed(seed)``, which also
+    leaves PyTorch's global random state seeded.
+
+    Parameters
+    ----------
+    tokenizer : transformers.PreTrainedTokenizerFast
+        Gives the vocabulary size and the padding id (e.g. from
+        :func:`~oncolab.text.train_wordpiece`).
+    seed : int, default 0
+        Seeds the initial weights; a non-negative integer.
+    **config
+        Further arguments of :func:`tiny_bert_config` (``hidden_size``, ``num_layers``, ...).
+
+    Returns
+    -------
+    transformers.BertForMaskedLM
+        In eval mode.
+
+    Raises
+    ------
+    ValueError
+        When ``seed`` or a size is invalid.
+    """
     from transformers import BertForMaskedLM
 
     cfg = tiny_bert_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id, **config)
@@ -79,7 +134,36 @@ def mask_tokens(input_ids: torch.Tensor, special_mask: torch.Tensor, mask_token_
 
     ``special_mask`` is True at ``[CLS]``, ``[SEP]`` and padding (never chosen). Labels are
     the original ids at chosen positions and -100 elsewhere. ``seed`` (or a
-    ``torch.Generator``) makes the draw reproducible.
+    ``torch.Generator``) makes the draw reproducible. Taught in chapter 6; the random
+    replacement may be any id below ``vocab_size``, as in ``transformers``' collator.
+
+    Parameters
+    ----------
+    input_ids : torch.Tensor of int, shape (batch, length)
+        Token ids.
+    special_mask : torch.Tensor, shape (batch, length)
+        True (or 1) where a position must not be chosen.
+    mask_token_id : int
+        Id of ``[MASK]``.
+    vocab_size : int
+        Random replacements are drawn from ``0 .. vocab_size - 1``.
+    mlm_probability : float, default 0.15
+        Chance that an ordinary position is chosen, in (0, 1).
+    seed : int or torch.Generator, default 0
+        Seed of a fresh generator, or a generator to draw from (it advances).
+
+    Returns
+    -------
+    masked_input_ids : torch.Tensor, like ``input_ids``
+        A copy with the chosen positions masked or replaced.
+    labels : torch.Tensor, like ``input_ids``
+        The original id at chosen positions, -100 elsewhere.
+
+    Raises
+    ------
+    ValueError
+        When ``mlm_probability`` is outside (0, 1), the shapes differ, or ``seed`` is not a
+        non-negative integer.
     """
     if not 0 < mlm_probability < 1:
         raise ValueError(f"mlm_probability must lie in (0, 1), got {mlm_probability}")
@@ -101,7 +185,27 @@ def mask_tokens(input_ids: torch.Tensor, special_mask: torch.Tensor, mask_token_
 
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy at the labelled positions, by hand: ``-mean log softmax(logits)[label]``."""
+    """Cross-entropy at the labelled positions, by hand: ``-mean log softmax(logits)[label]``.
+
+    Taught in chapter 6 (checked against the loss ``BertForMaskedLM`` computes itself).
+
+    Parameters
+    ----------
+    logits : torch.Tensor, shape (batch, length, vocab_size)
+        The model's scores.
+    labels : torch.Tensor of int, shape (batch, length)
+        Target ids, -100 where a position is not scored.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar: the mean over the labelled positions, differentiable in ``logits``.
+
+    Raises
+    ------
+    ValueError
+        When the shapes do not match or no position is labelled.
+    """
     if logits.shape[:-1] != labels.shape:
         raise ValueError(f"logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}")
     keep = labels != -100
@@ -137,7 +241,38 @@ def _batch(enc, idx, pad_id: int):
 
 def evaluate_mlm(model, tokenizer, texts: Sequence[str], seed: int = 0, batch_size: int = 64,
                  max_length: int = 256) -> float:
-    """Mean MLM loss on ``texts`` with a fixed, seeded masking (comparable before/after training)."""
+    """Mean MLM loss on ``texts`` with a fixed, seeded masking (comparable before/after training).
+
+    Taught in chapter 6 (the held-out loss before and after pretraining). The model is run in
+    eval mode (no dropout) on the CPU tensors it is given, and its mode is restored after.
+
+    Parameters
+    ----------
+    model : transformers.BertForMaskedLM
+        The model to score.
+    tokenizer : transformers.PreTrainedTokenizerFast
+        Its tokenizer.
+    texts : sequence of str
+        The texts, at least one.
+    seed : int, default 0
+        Seeds the masking: the same seed masks the same positions the same way.
+    batch_size : int, default 64
+        Texts per forward pass.
+    max_length : int, default 256
+        Texts are truncated to this many tokens.
+
+    Returns
+    -------
+    float
+        The MLM loss averaged over every masked position of every text.
+
+    Raises
+    ------
+    TypeError
+        When ``texts`` is one string.
+    ValueError
+        When ``texts`` is empty or ``seed`` is invalid.
+    """
     enc = _encode(tokenizer, texts, max_length)
     g = torch.Generator().manual_seed(_check_seed(seed))
     was_training = model.training
@@ -190,6 +325,14 @@ def pretrain_mlm(model, tokenizer, texts: Sequence[str], epochs: int = 10, batch
     dict
         ``"loss"``: the mean MLM loss of each epoch (over its batches, weighted by their
         numbers of texts); ``"seconds"``: wall-clock time; ``"steps"``: optimiser steps taken.
+
+    Raises
+    ------
+    TypeError
+        When ``texts`` is one string.
+    ValueError
+        When ``epochs`` or ``batch_size`` is not a positive integer, ``seed`` is invalid, or
+        ``texts`` is empty.
     """
     for name, v in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -224,7 +367,34 @@ def embed_texts(model, tokenizer, texts: Sequence[str], pooling: str = "mean", b
 
     ``model`` is a ``BertForMaskedLM`` (its ``.bert`` encoder is used) or a ``BertModel``.
     Mean pooling averages the vectors of the text's tokens, ``[CLS]`` and ``[SEP]`` included,
-    padding excluded. Returns float32 ``(len(texts), hidden_size)``.
+    padding excluded. Taught in chapter 6. The encoder runs in eval mode on the CPU tensors it
+    is given; its mode is restored after.
+
+    Parameters
+    ----------
+    model : transformers.BertForMaskedLM or transformers.BertModel
+        The encoder.
+    tokenizer : transformers.PreTrainedTokenizerFast
+        Its tokenizer.
+    texts : sequence of str
+        The texts, at least one.
+    pooling : {"mean", "cls"}, default "mean"
+        How the token vectors become one vector.
+    batch_size : int, default 64
+        Texts per forward pass.
+    max_length : int, default 256
+        Texts are truncated to this many tokens.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (len(texts), hidden_size)
+
+    Raises
+    ------
+    TypeError
+        When ``texts`` is one string.
+    ValueError
+        When ``pooling`` is unknown or ``texts`` is empty.
     """
     if pooling not in ("cls", "mean"):
         raise ValueError(f"pooling must be 'cls' or 'mean', got {pooling!r}")

@@ -1,8 +1,9 @@
 """One embedding interface for every text encoder: ``encoder.encode(texts) -> (n, d) array``.
 
-Taught in chapter 6 ("From blood tests to sentences"), where :func:`lab_text_embeddings` turns a
-cohort into one vector per patient whichever encoder made it; the text stages of the complete
-system (chapter 12) use these classes through the same interface.
+Taught in chapter 6 ("From blood tests to sentences"), where :class:`TfidfEncoder` and
+:class:`BioBertEncoder` embed the lab narratives; the text stages of the complete system
+(chapter 12) use these classes through the same interface. :func:`lab_text_embeddings` does the
+narrating and the encoding for a whole cohort in one call.
 
 * :class:`TfidfEncoder`: word and word-pair counts weighted by inverse document frequency;
 * :class:`TinyBertEncoder`: a WordPiece tokenizer and a tiny BERT, both trained on the texts
@@ -46,7 +47,11 @@ def _texts(texts: Sequence[str]) -> list[str]:
 
 
 class TextEncoder:
-    """The interface: ``fit(texts, seed) -> self`` then ``encode(texts) -> float32 (n, d)``."""
+    """The interface: ``fit(texts, seed) -> self`` then ``encode(texts) -> float32 (n, d)``.
+
+    Taught in chapter 6. A subclass implements ``_fit`` and ``_encode``; ``needs_fit = False``
+    marks an encoder that is ready when built (``fitted`` starts True).
+    """
 
     name = "encoder"
     needs_fit = True
@@ -55,11 +60,54 @@ class TextEncoder:
         self.fitted = not self.needs_fit
 
     def fit(self, texts: Sequence[str], seed: int = 0) -> TextEncoder:
+        """Learn what the encoder needs from ``texts`` (nothing, for a pretrained one).
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The training texts, at least one.
+        seed : int, default 0
+            Seeds whatever the encoder draws at random (the tiny BERT's weights and masking).
+
+        Returns
+        -------
+        TextEncoder
+            ``self``, fitted.
+
+        Raises
+        ------
+        TypeError
+            When ``texts`` is one string or holds a non-string.
+        ValueError
+            When ``texts`` is empty.
+        """
         self._fit(_texts(texts), seed)
         self.fitted = True
         return self
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One vector per text.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The texts, at least one.
+
+        Returns
+        -------
+        numpy.ndarray of float32, shape (len(texts), d)
+            ``d`` is fixed by the fitted encoder (the TF-IDF vocabulary size, BERT's hidden
+            size).
+
+        Raises
+        ------
+        RuntimeError
+            When the encoder is not fitted.
+        TypeError
+            When ``texts`` is one string or holds a non-string.
+        ValueError
+            When ``texts`` is empty.
+        """
         if not self.fitted:
             raise RuntimeError(f"{type(self).__name__} must be fitted first: call .fit(texts)")
         return np.asarray(self._encode(_texts(texts)), dtype=np.float32)
@@ -77,7 +125,18 @@ class TextEncoder:
 class TfidfEncoder(TextEncoder):
     """TF-IDF of words and word pairs (scikit-learn), as a dense array.
 
-    The token pattern keeps numbers and single-character words ("g/L" gives "g" and "l").
+    The token pattern keeps numbers and single-character words ("g/L" gives "g" and "l");
+    term frequencies are sublinear (``1 + log tf``) and every row has unit L2 norm (scikit-learn's
+    default; a text without a known term is all zeros). Taught in chapter 6.
+
+    Parameters
+    ----------
+    ngram_range : tuple of (int, int), default (1, 2)
+        Words and word pairs.
+    min_df : int, default 2
+        A term must occur in at least this many training texts.
+    max_features : int or None, default 5000
+        Keep the most frequent terms only.
     """
 
     name = "tf-idf"
@@ -100,6 +159,19 @@ class TfidfEncoder(TextEncoder):
 
         With :meth:`from_state` this saves and loads the encoder without pickle (the complete
         system of chapter 12 keeps it in its safetensors file).
+
+        Returns
+        -------
+        config : dict
+            ``ngram_range``, ``min_df``, ``max_features`` and ``vocabulary`` (the terms in
+            column order).
+        arrays : dict of str to numpy.ndarray
+            ``{"idf": float64 (n_terms,)}``.
+
+        Raises
+        ------
+        RuntimeError
+            When the encoder is not fitted.
         """
         if not self.fitted:
             raise RuntimeError("the TF-IDF encoder is not fitted: call fit(texts) first")
@@ -111,7 +183,27 @@ class TfidfEncoder(TextEncoder):
 
     @classmethod
     def from_state(cls, cfg: dict, arrays: dict[str, np.ndarray]) -> TfidfEncoder:
-        """The encoder :meth:`state` described; it encodes exactly as the saved one did."""
+        """The encoder :meth:`state` described; it encodes exactly as the saved one did.
+
+        Parameters
+        ----------
+        cfg : dict
+            The ``config`` of :meth:`state`.
+        arrays : dict of str to numpy.ndarray
+            The ``arrays`` of :meth:`state`.
+
+        Returns
+        -------
+        TfidfEncoder
+            Fitted.
+
+        Raises
+        ------
+        KeyError
+            When a key is missing.
+        ValueError
+            When there is not one idf weight per term.
+        """
         vocab = list(cfg["vocabulary"])
         idf = np.asarray(arrays["idf"], np.float64)
         if len(vocab) != len(idf):
@@ -128,8 +220,30 @@ class TfidfEncoder(TextEncoder):
 class TinyBertEncoder(TextEncoder):
     """WordPiece + tiny BERT trained by :meth:`fit` on the given texts; pooled embeddings.
 
-    After fitting, ``tokenizer``, ``model`` and ``history`` (the MLM loss per epoch and the
-    pretraining time in seconds) are available.
+    After fitting, ``tokenizer``, ``model`` and ``history`` (what
+    :func:`~oncolab.text.pretrain_mlm` returns: the MLM loss per epoch, the pretraining time in
+    seconds and the optimiser steps) are available. Taught in chapter 6 (its parts); the
+    complete system's ``labs_encoder="bert"`` stage (chapter 12) uses it.
+
+    Parameters
+    ----------
+    vocab_size : int, default 400
+        WordPiece vocabulary size (>= 50; :func:`~oncolab.text.train_wordpiece`).
+    hidden_size, num_layers, num_heads : int, default 64, 2, 2
+        The BERT's size (:func:`~oncolab.text.tiny_bert_config`).
+    epochs, batch_size : int, default 10, 32
+        Pretraining epochs and texts per batch.
+    lr : float, default 3e-3
+        Peak learning rate.
+    pooling : {"mean", "cls"}, default "mean"
+        How token vectors become a text's vector.
+    max_length : int, default 256
+        Texts are truncated to this many tokens.
+
+    Raises
+    ------
+    ValueError
+        When ``pooling`` is unknown (the sizes are checked by ``fit``).
     """
 
     name = "tiny BERT"
@@ -163,7 +277,21 @@ class TinyBertEncoder(TextEncoder):
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
         """``(config, arrays)``: the settings, the tokenizer and BERT configuration as JSON, the
-        weights as arrays. :meth:`from_state` rebuilds the encoder without pickle (chapter 12)."""
+        weights as arrays. :meth:`from_state` rebuilds the encoder without pickle (chapter 12).
+
+        Returns
+        -------
+        config : dict
+            The constructor's settings, ``tokenizer`` (the tokenizer as a JSON string) and
+            ``bert`` (the ``BertConfig`` as a dict).
+        arrays : dict of str to numpy.ndarray
+            The BERT's ``state_dict``.
+
+        Raises
+        ------
+        RuntimeError
+            When the encoder is not fitted.
+        """
         import json
 
         if not self.fitted:
@@ -177,7 +305,28 @@ class TinyBertEncoder(TextEncoder):
 
     @classmethod
     def from_state(cls, cfg: dict, arrays: dict[str, np.ndarray]) -> TinyBertEncoder:
-        """The encoder :meth:`state` described; it encodes exactly as the saved one did."""
+        """The encoder :meth:`state` described; it encodes exactly as the saved one did.
+
+        Parameters
+        ----------
+        cfg : dict
+            The ``config`` of :meth:`state`.
+        arrays : dict of str to numpy.ndarray
+            The ``arrays`` of :meth:`state`.
+
+        Returns
+        -------
+        TinyBertEncoder
+            Fitted, its model in eval mode.
+
+        Raises
+        ------
+        KeyError
+            When a key is missing.
+        ValueError
+            When the tokenizer JSON is not a saved tokenizer or the weights do not fit the
+            configuration.
+        """
         import torch
         from transformers import BertConfig, BertForMaskedLM
 
@@ -203,7 +352,27 @@ class BioBertEncoder(TextEncoder):
     ``model`` is a hub name (default :data:`BIOBERT`) or a local folder. A hub name calls
     :func:`oncolab.env.require_hub` first: offline, the constructor raises
     ``HubUnavailableError`` within a second or two, saying what to do. Nothing is trained:
-    ``fit`` is a no-op.
+    ``fit`` is a no-op. Taught in chapter 6.
+
+    Parameters
+    ----------
+    model : str, default :data:`BIOBERT`
+        A hub name or a local folder holding the model and its tokenizer.
+    pooling : {"cls", "mean"}, default "cls"
+        ``[CLS]`` vector, or the mean over the non-padding tokens.
+    max_length : int, default 256
+        Texts are truncated to this many tokens.
+    batch_size : int, default 16
+        Texts per forward pass.
+    device : str, optional
+        Where the model runs; :func:`oncolab.env.get_device` picks by default.
+
+    Raises
+    ------
+    ValueError
+        When ``pooling`` is unknown.
+    oncolab.env.HubUnavailableError
+        When ``model`` is a hub name and the hub cannot be reached.
     """
 
     name = "BioBERT"
@@ -243,13 +412,38 @@ class BioBertEncoder(TextEncoder):
         return torch.cat(out).numpy()
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
-        """The model's name and settings: the weights stay on the hub (or in the local folder)."""
+        """The model's name and settings: the weights stay on the hub (or in the local folder).
+
+        Returns
+        -------
+        config : dict
+            ``model``, ``pooling``, ``max_length``, ``batch_size``.
+        arrays : dict
+            Empty.
+        """
         return {"model": self.model_name, "pooling": self.pooling, "max_length": self.max_length,
                 "batch_size": self.batch_size}, {}
 
     @classmethod
     def from_state(cls, cfg: dict, arrays: dict[str, np.ndarray]) -> BioBertEncoder:
-        """Load the named model again (from the hub: needs a network, or from its local folder)."""
+        """Load the named model again (from the hub: needs a network, or from its local folder).
+
+        Parameters
+        ----------
+        cfg : dict
+            The ``config`` of :meth:`state`.
+        arrays : dict
+            Ignored (empty).
+
+        Returns
+        -------
+        BioBertEncoder
+
+        Raises
+        ------
+        oncolab.env.HubUnavailableError
+            When the model is a hub name and the hub cannot be reached.
+        """
         return cls(cfg["model"], cfg["pooling"], cfg["max_length"], cfg["batch_size"])
 
 
@@ -257,20 +451,34 @@ def lab_text_embeddings(cohort, encoder: TextEncoder | None = None, seed: int = 
                         fit_index: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
     """One embedding per patient of ``cohort``: narrate the lab panel, then encode the text.
 
+    The narratives are written by :func:`oncolab.text.narrator.narrate_cohort` (chapter 6).
+
     Parameters
     ----------
-    cohort:
+    cohort : Cohort
         A cohort with a ``labs`` table (and ``clinical`` for sex- and age-specific ranges).
-    encoder:
+    encoder : TextEncoder, optional
         Any :class:`TextEncoder`; default a fresh :class:`TfidfEncoder`. An encoder that is
-        not fitted yet is fitted on the narratives of ``fit_index`` (positions, e.g. the
-        training split; all patients when ``None``), so that nothing is learned from the
-        test patients when you pass the training positions.
-    seed:
+        not fitted yet is fitted on the narratives of ``fit_index``, so that nothing is
+        learned from the test patients when you pass the training positions; a fitted one is
+        used as it is.
+    seed : int, default 0
         Seeds the narrator and the encoder's training.
+    fit_index : array-like of int, optional
+        Positions (not labels) of the patients to fit on; all patients when None.
 
-    Returns a float32 array of shape ``(len(cohort), d)``, rows in the cohort's order.
-    Patients without any lab result are narrated as such and still get a row.
+    Returns
+    -------
+    numpy.ndarray of float32, shape (len(cohort), d)
+        Rows in the cohort's order. Patients without any lab result are narrated as such and
+        still get a row.
+
+    Raises
+    ------
+    TypeError
+        When ``encoder`` is not a :class:`TextEncoder`.
+    ValueError
+        When ``fit_index`` is empty or holds a position outside the cohort.
     """
     from .narrator import narrate_cohort
 

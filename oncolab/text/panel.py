@@ -45,7 +45,29 @@ def check_panel(panel: Mapping[str, Any] | pd.Series) -> dict[str, float]:
     ``panel`` maps biomarker names to numbers, ``(number, unit)`` pairs, or NaN/None.
     Biomarkers it does not mention are "not measured" (NaN). Unknown names raise a KeyError
     listing the known ones. A panel where nothing was measured is allowed: the narrator
-    says so (see :func:`oncolab.text.narrator.narrate`).
+    says so (see :func:`oncolab.text.narrator.narrate`). Taught in chapter 6.
+
+    Parameters
+    ----------
+    panel : mapping or pandas.Series
+        ``{biomarker name: value}``; a value is a number in the canonical unit, a
+        ``(number, unit)`` pair, or NaN/None.
+
+    Returns
+    -------
+    dict of str to float
+        One entry per biomarker of :data:`oncolab.data.labs.BIOMARKERS`, in that order, in the
+        canonical unit (NaN when not measured).
+
+    Raises
+    ------
+    TypeError
+        When ``panel`` is not a mapping, or a value is neither a number nor NaN/None.
+    KeyError
+        When a name is not a known biomarker.
+    ValueError
+        When a pair is malformed, a unit is not understood, or a value is negative, not finite
+        or implausible in its unit (:func:`oncolab.data.labs.to_canonical`).
     """
     if isinstance(panel, pd.Series):
         panel = panel.to_dict()
@@ -69,7 +91,26 @@ def format_value(name: str, value: float) -> str:
     """A value as the narrative writes it: the biomarker's usual decimals, more if needed.
 
     Extra decimals appear only when rounding would change the number (a converted value,
-    say), so that a value just above a limit never reads as the limit itself.
+    say), so that a value just above a limit never reads as the limit itself: then six
+    significant digits, or the usual decimals plus four where that would need an exponent.
+    Taught in chapter 6.
+
+    Parameters
+    ----------
+    name : str
+        The biomarker's column name.
+    value : float
+        The value in its canonical unit.
+
+    Returns
+    -------
+    str
+        The number as text, without the unit.
+
+    Raises
+    ------
+    KeyError
+        When ``name`` is not a known biomarker.
     """
     b = biomarker(name)
     s = f"{value:.{b.decimals}f}"
@@ -82,7 +123,23 @@ def format_value(name: str, value: float) -> str:
 
 @dataclass(frozen=True)
 class LabResult:
-    """One biomarker of one patient, flagged."""
+    """One biomarker of one patient, flagged; made by :func:`flag_panel` (chapter 6).
+
+    Attributes
+    ----------
+    name : str
+        The biomarker's column name.
+    label : str
+        How a clinician writes it.
+    value : float
+        In ``unit``; NaN when not measured.
+    unit : str
+        The canonical unit.
+    low, high : float
+        The reference range for this patient's sex and age.
+    flag : str
+        One of :data:`oncolab.data.labs.FLAGS`.
+    """
 
     name: str
     label: str
@@ -103,14 +160,17 @@ class LabResult:
 
     @property
     def abnormal(self) -> bool:
+        """True when the flag is ``low``, ``high`` or ``critical``."""
         return self.flag in ("low", "high", "critical")
 
     @property
     def value_text(self) -> str:
+        """The value as :func:`format_value` writes it ("nan" when not measured)."""
         return format_value(self.name, self.value)
 
     @property
     def range_text(self) -> str:
+        """The reference range with its unit, e.g. ``"40-130 U/L"``."""
         return f"{format_value(self.name, self.low)}-{format_value(self.name, self.high)} {self.unit}"
 
 
@@ -127,7 +187,28 @@ def flag_panel(panel: Mapping[str, Any] | pd.Series, sex: str | None = None,
     """Check a panel (see :func:`check_panel`) and flag every biomarker, in panel order.
 
     The flag rule is :func:`oncolab.data.labs.flag_value`'s; the reference range is the one
-    for this patient's sex and age (:func:`oncolab.data.labs.reference_range`).
+    for this patient's sex and age (:func:`oncolab.data.labs.reference_range`). Taught in
+    chapter 6.
+
+    Parameters
+    ----------
+    panel : mapping or pandas.Series
+        As for :func:`check_panel`.
+    sex : {"F", "M"} or None, optional
+        The patient's sex; None (or NaN) uses the adult default ranges.
+    age : float or None, optional
+        The patient's age in years, in [0, 130]; None (or NaN) when unknown.
+
+    Returns
+    -------
+    list of LabResult
+        One per biomarker of :data:`oncolab.data.labs.BIOMARKERS`, in that order.
+
+    Raises
+    ------
+    ValueError
+        When ``age`` is outside [0, 130], ``sex`` is not "F" or "M", or the panel fails
+        :func:`check_panel` (which also raises TypeError and KeyError).
     """
     sex, age = _clinical(sex, age)
     values = check_panel(panel)
@@ -140,7 +221,31 @@ def flag_panel(panel: Mapping[str, Any] | pd.Series, sex: str | None = None,
 
 
 def flag_table(labs: pd.DataFrame, clinical: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Flags for a whole lab table (one row per patient), using sex and age when given."""
+    """Flags for a whole lab table (one row per patient), using sex and age when given.
+
+    Taught in chapter 6 (how often each flag occurs in the cohort).
+
+    Parameters
+    ----------
+    labs : pandas.DataFrame
+        One row per patient, one column per biomarker (canonical units, NaN = not measured).
+    clinical : pandas.DataFrame, optional
+        With columns ``sex`` and ``age``, indexed like ``labs``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed like ``labs``, one column per biomarker of
+        :data:`oncolab.data.labs.BIOMARKERS`, holding its flag.
+
+    Raises
+    ------
+    KeyError
+        When a column of ``labs`` is not a known biomarker, or a patient is missing from
+        ``clinical``.
+    ValueError
+        As :func:`flag_panel`.
+    """
     rows = []
     for pid, row in labs.iterrows():
         sex = age = None

@@ -37,14 +37,51 @@ _WORD_RE = re.compile(r"\w+|[^\w\s]")
 
 
 def pre_tokenize(text: str) -> list[str]:
-    """Lower-case and split into words and single punctuation marks (BERT's basic split)."""
+    """Lower-case and split into words and single punctuation marks (BERT's basic split).
+
+    Taught in chapter 6. Words are runs of letters, digits and underscores (``\\w+``); every
+    other non-space character is a word of its own.
+
+    Parameters
+    ----------
+    text : str
+        The text.
+
+    Returns
+    -------
+    list of str
+        The words, in order.
+
+    Raises
+    ------
+    TypeError
+        When ``text`` is not a string.
+    """
     if not isinstance(text, str):
         raise TypeError(f"text must be a string, got {type(text).__name__}")
     return _WORD_RE.findall(text.lower())
 
 
 def word_counts(texts: Iterable[str]) -> Counter:
-    """How often each word occurs in the corpus."""
+    """How often each word occurs in the corpus.
+
+    Taught in chapter 6 (the counts WordPiece learns from).
+
+    Parameters
+    ----------
+    texts : iterable of str
+        The corpus, split with :func:`pre_tokenize`.
+
+    Returns
+    -------
+    collections.Counter
+        ``{word: count}``.
+
+    Raises
+    ------
+    TypeError
+        When an item of ``texts`` is not a string.
+    """
     counts: Counter = Counter()
     for t in texts:
         counts.update(pre_tokenize(t))
@@ -72,7 +109,34 @@ def learn_wordpiece(counts: Counter | dict[str, int], n_merges: int, score: str 
     ``{"pair": (a, b), "token": ab, "count": n, "score": s, "tie": bool}``; ``tie`` is True
     when another pair had the same score: we then take the alphabetically first pair (the
     library's choice among tied pairs depends on the order of a hash map).
-    Stops early when no pair is left or the best count is below ``min_frequency``.
+    Stops early when no pair is left or the chosen pair occurs fewer than ``min_frequency``
+    times. Taught in chapter 6.
+
+    Parameters
+    ----------
+    counts : collections.Counter or dict of str to int
+        How often each word occurs (:func:`word_counts`); empty words are ignored.
+    n_merges : int
+        Most merges to learn, >= 0.
+    score : {"frequency", "likelihood"}, default "frequency"
+        The rule for choosing the pair (see the module docstring).
+    prefix : str, default "##"
+        The continuation prefix.
+    min_frequency : int, default 1
+        Stop when the chosen pair occurs fewer times than this.
+
+    Returns
+    -------
+    alphabet : list of str
+        The initial pieces, sorted: every character that starts a word or occurs inside one,
+        then the continuation pieces.
+    merges : list of dict
+        One record per merge, in order, as described above.
+
+    Raises
+    ------
+    ValueError
+        When ``score`` is unknown or ``n_merges`` is not a non-negative integer.
     """
     if score not in ("frequency", "likelihood"):
         raise ValueError(f"score must be 'frequency' or 'likelihood', got {score!r}")
@@ -134,7 +198,28 @@ def learn_wordpiece(counts: Counter | dict[str, int], n_merges: int, score: str 
 
 def wordpiece_tokenize(word: str, vocab: Iterable[str], unk: str = "[UNK]", prefix: str = "##",
                        max_chars: int = 100) -> list[str]:
-    """Split one word into the longest pieces of ``vocab``, left to right; ``[UNK]`` if stuck."""
+    """Split one word into the longest pieces of ``vocab``, left to right; ``[UNK]`` if stuck.
+
+    Taught in chapter 6 (checked against the library's encoding).
+
+    Parameters
+    ----------
+    word : str
+        One word, already lower-cased and split (:func:`pre_tokenize`).
+    vocab : iterable of str
+        The vocabulary; continuation pieces carry ``prefix``.
+    unk : str, default "[UNK]"
+        What a word that cannot be split becomes.
+    prefix : str, default "##"
+        The continuation prefix.
+    max_chars : int, default 100
+        A longer word becomes ``[unk]`` at once (as in BERT).
+
+    Returns
+    -------
+    list of str
+        The pieces, or ``[unk]``.
+    """
     vocab = set(vocab)
     if len(word) > max_chars:
         return [unk]
@@ -168,7 +253,33 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int = 800, min_frequency: 
     map, so two runs on the same texts can give different vocabularies. ``trainer="exact"``
     (the default) learns the same merges with :func:`learn_wordpiece`, breaking ties
     alphabetically: same texts, same vocabulary, same token ids. Either way, encoding is done
-    by the library.
+    by the library. Taught in chapter 6.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The training corpus, at least one text.
+    vocab_size : int, default 800
+        Vocabulary size wanted, >= 50 (special tokens included). With ``"exact"`` the
+        vocabulary is at least the special tokens plus the alphabet, and smaller than
+        ``vocab_size`` when the merges run out.
+    min_frequency : int, default 2
+        A pair must occur at least this often to be merged.
+    trainer : {"exact", "tokenizers"}, default "exact"
+        Who learns the vocabulary, as above.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+        With the special tokens :data:`SPECIAL_TOKENS` (``[PAD]`` first, id 0).
+
+    Raises
+    ------
+    TypeError
+        When ``texts`` is one string.
+    ValueError
+        When ``texts`` is empty or holds a non-string, ``vocab_size`` is not an integer
+        >= 50, or ``trainer`` is unknown.
     """
     from tokenizers import (
         Tokenizer,
@@ -226,6 +337,20 @@ def tokenizer_from_json(text: str):
 
     The JSON holds the vocabulary and the normalising, splitting and template rules: data only,
     so a saved model (chapter 12) keeps its tokenizer without pickle.
+
+    Parameters
+    ----------
+    text : str
+        The JSON text.
+
+    Returns
+    -------
+    transformers.PreTrainedTokenizerFast
+
+    Raises
+    ------
+    ValueError
+        When ``text`` is not a saved tokenizer.
     """
     from tokenizers import Tokenizer
 
