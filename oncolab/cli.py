@@ -53,10 +53,17 @@ _non_negative = _int_at_least(0)
 
 
 def _cohort(args):
-    from .data import synthetic_cohort
+    """The synthetic cohort of the command: the prostate cohort for a preset made for it, else the bone-tumour one."""
+    from .data import MODALITIES, prostate_cohort, synthetic_cohort
+    from .pipeline.presets import preset, preset_cohort
 
+    if getattr(args, "preset", None) and preset_cohort(args.preset) == "prostate":
+        return prostate_cohort(args.n_patients, seed=args.seed)   # whole slides and MRI: --image-size, --slide-size unused
+    wanted = getattr(args, "modalities", None) or (preset(args.preset).modalities if getattr(args, "preset", None)
+                                                   else ())
+    extra = ("symptoms",) if "symptoms" in wanted else ()     # symptom notes: generated when a run reads them
     return synthetic_cohort(args.n_patients, seed=args.seed, image_size=args.image_size,
-                            slide_size=args.slide_size)
+                            slide_size=args.slide_size, modalities=list(MODALITIES) + list(extra))
 
 
 def cmd_cohort(args) -> int:
@@ -116,14 +123,25 @@ def cmd_run(args) -> int:
     test_cohort = cohort.subset(test)
     i_test = inputs.subset(test)
     metrics = system.evaluate(test_cohort, n_boot=args.n_boot, inputs=i_test)
+    detector = getattr(system.stages.get("radiograph"), "detector", None)
+    if (detector is not None and detector.name != "annotated" and "boxes" in test_cohort.tables
+            and np.isfinite(test_cohort.boxes[["x0", "y0", "x1", "y1"]].to_numpy(float)).all(1).any()):
+        import pandas as pd
+
+        from .pipeline.experiments import detection_metrics
+
+        metrics = pd.concat([metrics, detection_metrics(system, test_cohort, n_boot=args.n_boot)], ignore_index=True)
     oracle = _oracle(test_cohort)
     if oracle is not None:
-        metrics["oracle"] = metrics["metric"].map({"macro_auc": oracle["bayes_auc"],
-                                                   "accuracy": oracle["bayes_accuracy"], "c_index": oracle["c_index"]})
+        metrics["oracle"] = metrics["metric"].map({m: oracle[k] for m, k in (("macro_auc", "bayes_auc"),
+                                                                             ("accuracy", "bayes_accuracy"),
+                                                                             ("c_index", "c_index")) if k in oracle})
     _write_csv(metrics, out / "metrics.csv", index=False)
     print("\nheld-out test patients:\n" + metrics.drop(columns=["note"]).to_string(index=False, float_format="%.3f"))
     if system.label_note:
         print(f"note: {system.label_note}")
+    if "detector_map50" in set(metrics["metric"]):
+        print(f"note: detector_map50 and detector_map50_95: {metrics.set_index('metric').at['detector_map50', 'note']}")
     system.save(out / "model")
     p1 = system.predict(test_cohort, inputs=i_test)
     p2 = OncoLabSystem.load(out / "model").predict(test_cohort, inputs=i_test)
@@ -131,7 +149,7 @@ def cmd_run(args) -> int:
     _write_csv(p1, out / "predictions_test.csv")
     vals = metrics.set_index("metric")["value"]
     gaps = {}
-    if oracle is not None and {"macro_auc", "c_index"} <= set(vals.index):
+    if oracle is not None and {"macro_auc", "c_index"} <= set(vals.index) and {"bayes_auc", "c_index"} <= set(oracle):
         gaps = {"auc_over_bayes": vals["macro_auc"] / oracle["bayes_auc"],
                 "c_index_over_oracle": vals["c_index"] / oracle["c_index"]}
     if not args.no_ablation:
@@ -139,7 +157,7 @@ def cmd_run(args) -> int:
         abl = ablation(cohort, train, test, inputs, config, n_boot=args.n_boot, progress=not args.quiet,
                        stages=system)
         timings["ablation_s"] = time.perf_counter() - t
-        if oracle is not None:
+        if oracle is not None and "bayes_auc" in oracle:
             bm = oracle["by_modality"]
             abl["oracle_auc"] = [bm[m]["auc"] if m in bm else (oracle["bayes_auc"] if m == "all" else float("nan"))
                                  for m in abl["modalities"]]
@@ -164,7 +182,8 @@ def cmd_run(args) -> int:
                "save_load_identical": same, "reports": reports, "against_references": gaps,
                "label_note": system.label_note}
     if oracle is not None:
-        summary["oracle_test"] = {k: oracle[k] for k in ("bayes_auc", "bayes_accuracy", "c_index", "c_index_signals")}
+        summary["oracle_test"] = {k: oracle[k] for k in ("bayes_auc", "bayes_accuracy", "c_index", "c_index_signals")
+                                  if k in oracle}
     _write_json(summary, out / "run.json")
     print(f"\nsave/load gives identical predictions: {same}")
     written = ["metrics.csv", "predictions_test.csv", *([] if args.no_ablation else ["ablation.csv"]), "model/",
@@ -198,7 +217,6 @@ def cmd_predict(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .data import synthetic_cohort
     from .pipeline import OncoLabSystem, patient_report
 
     run = Path(args.model)
@@ -211,8 +229,9 @@ def cmd_report(args) -> int:
     summary = json.loads(summary_path.read_text())
     system = OncoLabSystem.load(model_dir)
     cohort = (_load_data(summary["data"]) if summary.get("data") else
-              synthetic_cohort(summary["n_patients"], seed=summary["seed"], image_size=summary["image_size"],
-                               slide_size=summary["slide_size"]))
+              _cohort(argparse.Namespace(preset=summary.get("preset"), n_patients=summary["n_patients"],
+                                         seed=summary["seed"], image_size=summary["image_size"],
+                                         slide_size=summary["slide_size"])))
     if not 0 <= args.patient < len(cohort):
         print(f"error: --patient must lie in [0, {len(cohort) - 1}], got {args.patient}", file=sys.stderr)
         return 2

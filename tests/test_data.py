@@ -12,7 +12,10 @@ from oncolab.data import (
     BIOMARKERS,
     GENES,
     INFORMATIVE_GENES,
+    MODALITIES,
+    OPTIONAL_MODALITIES,
     YoloLabelError,
+    check_modalities,
     export_cohort,
     export_yolo,
     flag_value,
@@ -117,6 +120,32 @@ def test_modality_subset_and_missing_modalities():
     m = synthetic_cohort(200, seed=2, image_size=64, slide_size=64, modality_missing={"genes": 0.3})
     frac = 1 - m.presence["genes"].mean()
     assert 0.2 < frac < 0.4
+
+
+def test_optional_modalities_are_made_only_when_named():
+    assert check_modalities(None) == MODALITIES and "symptoms" in OPTIONAL_MODALITIES
+    assert check_modalities(["symptoms", "labs"]) == ("labs", "symptoms")
+    with pytest.raises(ValueError, match="'notes'.*'symptoms'"):
+        check_modalities(["notes"])
+    c = synthetic_cohort(6, seed=0, modalities=["labs", "clinical"])
+    assert "symptoms" not in c.tables and "symptoms" not in c.presence.columns
+    c = synthetic_cohort(6, seed=0, modalities=["labs", "clinical", "symptoms"])
+    assert c.modalities == ("labs", "clinical", "symptoms") and c.presence["symptoms"].all()
+    # a cohort built by hand has the optional modality when it holds its table
+    tables = {"labels": c.labels, "symptoms": c.symptoms}
+    assert Cohort(tables).modalities == MODALITIES + ("symptoms",)
+    assert Cohort({"labels": c.labels}).modalities == MODALITIES
+    assert c.patient(0).symptoms == c.symptoms.note.iloc[0] and c.patient(0, images=False).labs
+
+
+def test_the_oracle_adds_the_symptom_signal_and_keeps_the_others():
+    without = oracle(synthetic_cohort(300, seed=1, modalities=["labs", "clinical"]), n_sim=50_000)
+    with_notes = oracle(synthetic_cohort(300, seed=1, modalities=["labs", "clinical", "symptoms"]), n_sim=50_000)
+    assert set(with_notes["by_modality"]) == set(without["by_modality"]) | {"symptoms"}
+    for m, v in without["by_modality"].items():
+        assert with_notes["by_modality"][m] == v
+    assert with_notes["population_bayes_auc"] > without["population_bayes_auc"]
+    assert with_notes["c_index"] == without["c_index"]
 
 
 # --- the oracle -------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""oncolab.explain: permutation importance against scikit-learn, integrated gradients against
-captum, the randomisation test (which must fail for an explainer that ignores the model),
+"""oncolab.explain: permutation importance against scikit-learn, integrated gradients (of a class
+and of the risk) against captum, the randomisation test (which must fail for an explainer that ignores the model),
 deletion curves, truth ranks, modality ablation and records."""
 
 import numpy as np
@@ -80,6 +80,59 @@ def test_integrated_gradients_matches_captum_and_completeness():
         diff = (model(xt, mt).logits[:, 2] - model({m: torch.zeros_like(v) for m, v in xt.items()}, mt).logits[:, 2])
     total = sum(a.sum(1) for a in ours.values())
     assert np.abs(total - diff.numpy()).max() < 0.05 * (np.abs(diff.numpy()).max() + 1e-3)
+
+
+def _fused_survival(seed=0, n=120):
+    """A fused model trained on diagnosis and survival (its risk head learnt from the first lab)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    X = {"labs": rng.normal(size=(n, 4)), "genes": rng.normal(size=(n, 5)) + y[:, None] * np.array([0, 0.8, 0, 0, 0])}
+    time = rng.exponential(np.exp(-1.2 * X["labs"][:, 0]) * 10)
+    mask = np.ones((n, 2), bool)
+    mask[:10, 1] = False
+    model = make_fusion("attention", {"labs": 4, "genes": 5}, seed=seed, hidden=8)
+    train_model(model, X, mask, y, time, np.ones(n, bool), task="multitask", epochs=80, seed=seed)
+    return model, X, mask
+
+
+def test_integrated_gradients_of_the_risk_match_captum_and_completeness():
+    model, X, mask = _fused_survival()
+    ours = integrated_gradients(model, X, mask, target="risk", steps=32)
+    cap = integrated_gradients_captum(model, X, mask, target="risk", steps=32)
+    for m in ours:
+        np.testing.assert_allclose(ours[m], cap[m], atol=1e-5)
+    xt = {m: torch.as_tensor(v, dtype=torch.float32) for m, v in X.items()}
+    mt = torch.as_tensor(mask)
+    with torch.no_grad():
+        diff = (model(xt, mt).risk - model({m: torch.zeros_like(v) for m, v in xt.items()}, mt).risk).numpy()
+    total = sum(a.sum(1) for a in ours.values())
+    assert np.abs(total - diff).max() < 0.05 * (np.abs(diff).max() + 1e-3)
+    # the risk was learnt from the first lab: it carries the largest attribution
+    share = np.abs(ours["labs"]).mean(0)
+    assert share.argmax() == 0 and share[0] > np.abs(ours["genes"]).mean(0).max()
+    # the diagnosis attribution is another quantity
+    assert not np.allclose(integrated_gradients(model, X, mask, target=0, steps=8)["labs"],
+                           integrated_gradients(model, X, mask, target="risk", steps=8)["labs"])
+    with pytest.raises(ValueError, match="risk"):
+        integrated_gradients(model, X, mask, target="hazard")
+
+
+def test_records_of_the_risk_alone():
+    model, X, mask = _fused_survival()
+    att = integrated_gradients(model, X, mask, target="risk", steps=8)
+    risk = np.linspace(-1, 1, len(mask))
+    recs = explanation_records([f"P{i}" for i in range(len(mask))], None, None, mask, [], top_k=2, risk=risk,
+                               risk_attributions=att)
+    assert recs[0].predicted is None and recs[0].probabilities == {} and recs[0].modality_contributions == {}
+    assert recs[0].risk == pytest.approx(-1) and recs[0].risk_contributions["genes"] == 0.0
+    assert abs(sum(recs[20].risk_contributions.values()) - 1) < 1e-9
+    top = recs[20].risk_top_features
+    flat = [v for m in att for v in att[m][20]]
+    assert len(top) == 2 and abs(top[0][1]) == pytest.approx(max(np.abs(flat)))
+    with pytest.raises(ValueError, match="nothing to explain"):
+        explanation_records(["P0"], None, None, mask[:1], [])
+    with pytest.raises(ValueError, match="risk_attributions"):
+        explanation_records(["P0"], None, None, mask[:1], [], risk=risk[:1])
 
 
 def test_modality_ablation_and_records():

@@ -419,9 +419,10 @@ def test_narrate_cohort_by_id_does_not_depend_on_the_cohort(learned):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("key, value, allowed", [
     ("detector", "rcnn", "'finder', 'yolo', 'annotated'"),
-    ("radiograph_encoder", "vit", "'measurements', 'cnn'"),
-    ("pathology_encoder", "clam", "'measurements', 'mil'"),
-    ("labs_encoder", "gpt", "'numeric', 'tfidf', 'bert', 'biobert'"),
+    ("radiograph_encoder", "swin", "'measurements', 'cnn', 'vit'"),
+    ("pathology_encoder", "clam", "'measurements', 'mil', 'resnet_tiles', 'vit_tiles', 'wsi_mil', 'crossfusion', "
+                                  "'convfusion'"),
+    ("labs_encoder", "gpt", "'numeric', 'tfidf', 'bert', 'biobert', 'forest'"),
 ])
 def test_unknown_stage_choice_lists_the_choices(key, value, allowed):
     with pytest.raises(ValueError, match=f"{key}='{value}' is not available; expected one of \\[{allowed}\\]"):
@@ -446,10 +447,10 @@ def test_stage_constructors_check_their_settings():
         RadiographCNN(window=0)
     from oncolab.pipeline import stage_class
 
-    with pytest.raises(ValueError, match="unknown radiograph stage 'vit'; expected one of"):
-        stage_class("radiograph", "vit")
-    with pytest.raises(ValueError, match="unknown modality 'mri'"):
-        stage_class("mri", "cnn")
+    with pytest.raises(ValueError, match="unknown radiograph stage 'swin'; expected one of"):
+        stage_class("radiograph", "swin")
+    with pytest.raises(ValueError, match="unknown modality 'pet'"):
+        stage_class("pet", "cnn")
 
 
 @pytest.mark.slow

@@ -11,13 +11,17 @@ from oncolab.data import Cohort, export_cohort, load_cohort, oracle, oracle_tabl
 from oncolab.data import prostate as prostate_module
 from oncolab.data.prostate import (
     INFORMATION_SETS,
+    MRI_FOV,
+    SEQUENCES,
     ProstateCohort,
     ProstateConfig,
     ProstateSlide,
     conditional_risk,
     lattice_noise,
+    mri_grids,
     prostate_cohort,
     render_mri,
+    resample_volume,
 )
 from oncolab.survival import bin_index, time_bins
 from oncolab.vision.mri3d import MRIEncoder3d, ResBlock3d, conv3d_by_hand, mri_batch
@@ -49,13 +53,37 @@ def test_same_seed_same_bytes_and_different_seed_differs(cohort):
 
 def test_tables_are_plausible(cohort):
     cl = cohort.clinical
-    assert set(cl.columns) == {"age", "psa", "isup", "stage", "center"}
+    assert list(cl.columns) == ["age", "psa", "isup", "gleason_primary", "gleason_secondary", "stage", "center"]
     assert cl["isup"].between(1, 5).all() and (cl["psa"] > 0).all()
     assert 0.1 < cohort.labels["event"].mean() < 0.9
     assert (cohort.labels["time"] > 0).all()
     assert not cohort.presence["mri"].all() and cohort.presence["mri"].any()
     # ISUP grade is a noisy read of the architecture latent
     assert np.corrcoef(cl["isup"], cohort.truth["z_arch"])[0, 1] > 0.5
+
+
+def test_gleason_patterns_make_up_the_isup_grade():
+    """ISUP grade groups from the Gleason patterns (Epstein et al. 2016), computed independently of the generator."""
+    big = prostate_cohort(3000, seed=4)
+    cl = big.clinical
+    p, s = cl["gleason_primary"].to_numpy(), cl["gleason_secondary"].to_numpy()
+    total = p + s
+    isup = np.select([total <= 6, (p == 3) & (s == 4), (p == 4) & (s == 3), total == 8], [1, 2, 3, 4], 5)
+    np.testing.assert_array_equal(isup, cl["isup"].to_numpy())
+    assert set(np.unique(p)) <= {3, 4, 5} and set(np.unique(s)) <= {3, 4, 5}
+    # the grade groups with several patterns show each of them, in the documented proportions
+    g4 = cl[cl["isup"] == 4]
+    share = (g4["gleason_primary"] == 4).mean()
+    assert abs(share - 0.8) < 4 * np.sqrt(0.8 * 0.2 / len(g4))
+    assert {(5, 5), (4, 5), (5, 4)} <= set(zip(*cl[cl["isup"] == 5][["gleason_primary", "gleason_secondary"]].T.values))
+
+
+def test_the_gleason_patterns_leave_the_other_tables_unchanged():
+    """The patterns come from their own random stream: the other columns do not depend on them."""
+    a = prostate_cohort(50, seed=7, slide_size=256, mri_shape=(8, 16, 16))
+    b = prostate_cohort(50, seed=7, slide_size=256, mri_shape=(8, 16, 16), mri_missing=0.3)
+    assert a.clinical.equals(b.clinical) and a.labels.equals(b.labels) and a.truth.equals(b.truth)
+    assert not a.presence.equals(b.presence)
 
 
 def test_the_prostate_cohort_is_a_cohort(cohort):
@@ -195,6 +223,69 @@ def test_mri_volume(cohort):
         render_mri(1.2, np.random.default_rng(0))
 
 
+def test_resampling_matches_scipy_map_coordinates():
+    """Trilinear resampling between two grids of scanner space, against scipy's interpolation at the same points."""
+    from scipy import ndimage
+    from scipy.interpolate import RegularGridInterpolator
+
+    g = np.random.default_rng(5)
+    vol = g.standard_normal((6, 9, 7))
+    spacing, origin = (3.0, 1.2, 2.0), (-4.0, 2.5, 1.0)
+    shape, new_spacing, new_origin = (8, 5, 11), (2.1, 2.3, 1.1), (-7.0, 1.0, 0.3)   # reaches past the input grid
+    out = resample_volume(vol, spacing, origin, shape, new_spacing, new_origin)
+    assert out.shape == shape and out.dtype == np.float32
+    axes = [(o2 + np.arange(n) * s2 - o1) / s1 for o2, n, s2, o1, s1 in zip(new_origin, shape, new_spacing, origin, spacing)]
+    coords = np.stack(np.meshgrid(*axes, indexing="ij"))
+    ref = ndimage.map_coordinates(vol, coords, order=1, mode="nearest")
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    # inside the input grid, also scipy's interpolator on the grid in mm
+    grid = [o + np.arange(n) * d for o, n, d in zip(origin, vol.shape, spacing)]
+    pts = np.stack(np.meshgrid(*[o + np.arange(n) * d for o, n, d in zip(new_origin, shape, new_spacing)],
+                               indexing="ij"), -1)
+    inside = np.all([(pts[..., a] >= grid[a][0]) & (pts[..., a] <= grid[a][-1]) for a in range(3)], axis=0)
+    assert inside.sum() > 20 and (~inside).sum() > 20
+    np.testing.assert_allclose(out[inside], RegularGridInterpolator(grid, vol)(pts[inside]), atol=1e-5)
+    # the same grid gives the volume back
+    np.testing.assert_allclose(resample_volume(vol, spacing, origin, vol.shape, spacing, origin), vol, atol=1e-6)
+    with pytest.raises(ValueError, match="spacings must be positive"):
+        resample_volume(vol, (0, 1, 1), origin, shape, new_spacing, new_origin)
+    with pytest.raises(ValueError, match="volume must be"):
+        resample_volume(vol[0], spacing, origin, shape, new_spacing, new_origin)
+
+
+def test_mri_sequences_are_acquired_on_different_grids_and_put_on_one(cohort):
+    pid = cohort.ids[int(np.flatnonzero(cohort.presence["mri"].to_numpy())[0])]
+    seqs = cohort.mri_sequences(pid)
+    assert list(seqs) == list(SEQUENCES)
+    grids = mri_grids((8, 16, 16))
+    assert len({grids[n][0] for n in SEQUENCES}) == 3   # three different voxel grids
+    for name, seq in seqs.items():
+        shape, spacing, origin = grids[name]
+        assert seq.array.shape == shape and seq.spacing == spacing and seq.origin == origin
+        np.testing.assert_allclose(np.asarray(spacing) * shape, MRI_FOV)   # every grid covers the field of view
+    vol = cohort.mri(pid)
+    t2 = seqs["T2w"]
+    np.testing.assert_array_equal(vol[0], t2.array)
+    for k, name in enumerate(SEQUENCES[1:], start=1):
+        s = seqs[name]
+        expected = resample_volume(s.array, s.spacing, s.origin, t2.array.shape, t2.spacing, t2.origin)
+        np.testing.assert_array_equal(vol[k], expected)
+    # the lesion shows on the resampled ADC where it shows on the T2w: both dark inside the gland
+    assert np.corrcoef(vol[0].ravel(), vol[1].ravel())[0, 1] > 0.5
+    with pytest.raises(ValueError, match="has no mri"):
+        cohort.mri_sequences(int(np.flatnonzero(~cohort.presence["mri"].to_numpy())[0]))
+
+
+def test_tumour_fraction_is_the_tumour_field_of_the_region(cohort):
+    s = cohort.slide(4)
+    centers = np.array([[64, 64], [300, 200], [448, 448]])
+    frac = s.tumour_fraction(centers, 128, step=1)
+    exact = [s.tumour_field(y - 64, x - 64, 128, 128).mean() for x, y in centers]
+    np.testing.assert_allclose(frac, exact, rtol=1e-6)
+    np.testing.assert_allclose(s.tumour_fraction(centers, 128), exact, atol=0.02)
+    assert ((frac >= 0) & (frac <= 1)).all()
+
+
 # --- tiling and the model ----------------------------------------------------------------------
 def test_aligned_tiles_one_read_matches_reading_each_level(cohort):
     s = cohort.slide(2)
@@ -286,3 +377,65 @@ def test_resblock_and_encoder(cohort):
 def test_config_round_trip():
     cfg = ProstateConfig(mri_shape=(8, 16, 16))
     assert ProstateConfig.from_dict(cfg.to_dict()) == cfg
+
+
+# --- the convolutional fusion of the scales, and maps of a slide ---------------------------------
+def test_convfusion_shapes_mask_and_padding():
+    from oncolab.vision.multiscale import ConvFusionSurv
+
+    torch.manual_seed(0)
+    model = ConvFusionSurv(6, 3, 4, dim=16, n_heads=2, dropout=0.0).eval()
+    x = torch.randn(5, 3, 7, 6)   # 7 regions: a 3 x 3 grid with 2 padded cells
+    mask = torch.ones(5, 7, dtype=torch.bool)
+    mask[0, 4:] = False
+    out = model(x, mask)
+    assert out.shape == (5, 4)
+    x2 = x.clone()
+    x2[0, :, 4:] = 100.0   # masked regions must not matter
+    torch.testing.assert_close(model(x2, mask)[0], out[0])
+    att = model.last_attention
+    torch.testing.assert_close(att.sum(1), torch.ones(5))
+    assert (att[0, 4:] == 0).all()
+    # the scales are merged by a learned weight each: changing one scale's tokens changes the output
+    x3 = x.clone()
+    x3[:, 2] += 1.0
+    assert not torch.allclose(model(x3, mask), out)
+    assert model(torch.randn(2, 3, 1, 6)).shape == (2, 4)   # one region alone
+    with pytest.raises(ValueError, match="dim must be even"):
+        ConvFusionSurv(6, 3, 4, dim=15, n_heads=3)
+
+
+def test_tile_risks_are_one_region_bags_and_attention_sums_to_one():
+    from oncolab.vision.mil import GatedAttentionMIL
+    from oncolab.vision.multiscale import ConvFusionSurv, tile_attention, tile_risks
+
+    torch.manual_seed(1)
+    edges = np.array([0.0, 10.0, 20.0, 40.0])
+    bag = torch.randn(3, 5, 6)
+    for model in (CrossFusionSurv(6, 3, 3, dim=16, n_heads=2).eval(), ConvFusionSurv(6, 3, 3, dim=16).eval()):
+        risks = tile_risks(model, bag, edges)
+        alone = [predict_bag_survival(model, bag[None, :, k:k + 1], torch.ones(1, 1, dtype=torch.bool), edges)["risk"][0]
+                 for k in range(5)]
+        np.testing.assert_allclose(risks, alone, rtol=1e-5)
+        att = tile_attention(model, bag[None])
+        assert att.shape == (1, 5) and np.isclose(att.sum(), 1) and (att >= 0).all()
+    mil = GatedAttentionMIL(6, 3)
+    np.testing.assert_allclose(tile_attention(mil, bag[None], scale=2)[0], mil(bag[2]).attention.detach().numpy(),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="scale="):
+        tile_attention(mil, bag[None])
+
+
+def test_region_map_paints_each_region(cohort):
+    from oncolab.vision.multiscale import iter_aligned_tiles, region_centers, region_map
+
+    s = cohort.slide(0)
+    centers = region_centers(s, (2, 1, 0), 32)   # 128-pixel regions of a 512-pixel slide
+    assert centers.shape == (16, 2)
+    assert [c for c, _ in iter_aligned_tiles(s)] == [tuple(c) for c in centers]
+    pic = region_map(centers, np.arange(16.0), 128, 512, 64)
+    assert pic.shape == (64, 64) and not np.isnan(pic).any()
+    np.testing.assert_array_equal(pic[::16, ::16], np.arange(16.0).reshape(4, 4))
+    part = region_map(centers[:3], [1.0, 2.0, 3.0], 128, 512, 64)
+    assert np.isnan(part[20:, :]).all() and (part[:16, :16] == 1).all()
+

@@ -12,6 +12,8 @@ table          columns
 clinical       age (years), sex (F/M), site, center (other cohorts: their own variables)
 labs           one column per biomarker of :data:`oncolab.data.labs.BIOMARKERS` (NaN = not measured)
 genes          one column per gene of :data:`oncolab.data.synthetic.GENES` (raw read counts)
+symptoms       note: the free-text symptom note of the visit (an optional modality, see
+               :data:`OPTIONAL_MODALITIES`)
 labels         diagnosis (a class name; the synthetic cohort's are benign / intermediate /
                malignant) and/or time (> 0) and event (bool): each optional
 boxes          x0, y0, x1, y1: the lesion's box on the radiograph, in pixels
@@ -43,12 +45,16 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-__all__ = ["DIAGNOSES", "MODALITIES", "TABLES", "Cohort", "Patient", "check_modalities", "survival_array"]
+__all__ = ["DIAGNOSES", "MODALITIES", "OPTIONAL_MODALITIES", "TABLES", "Cohort", "Patient", "check_modalities",
+           "survival_array"]
 
 #: the diagnosis classes of the synthetic bone-tumour cohort, in order (its ``meta["classes"]``)
 DIAGNOSES: tuple[str, ...] = ("benign", "intermediate", "malignant")
+#: the bone-tumour cohort's modalities: made, and read by the system, unless told otherwise
 MODALITIES: tuple[str, ...] = ("radiograph", "pathology", "labs", "genes", "clinical")
-TABLES: tuple[str, ...] = ("clinical", "labs", "genes", "labels", "boxes", "presence", "truth")
+#: modalities made or read only when asked for by name (the free-text symptom note)
+OPTIONAL_MODALITIES: tuple[str, ...] = ("symptoms",)
+TABLES: tuple[str, ...] = ("clinical", "labs", "genes", "symptoms", "labels", "boxes", "presence", "truth")
 
 
 def check_modalities(modalities: Sequence[str] | None) -> tuple[str, ...]:
@@ -59,23 +65,25 @@ def check_modalities(modalities: Sequence[str] | None) -> tuple[str, ...]:
     Parameters
     ----------
     modalities : sequence of str, str or None
-        Some of :data:`MODALITIES`; one name alone is accepted; ``None`` means all of them.
+        Some of :data:`MODALITIES` and :data:`OPTIONAL_MODALITIES`; one name alone is
+        accepted; ``None`` means :data:`MODALITIES` (the optional ones are only ever named).
 
     Returns
     -------
     tuple of str
-        The names, in the order of :data:`MODALITIES`.
+        The names, in the order of :data:`MODALITIES` followed by :data:`OPTIONAL_MODALITIES`.
     """
     if modalities is None:
         return MODALITIES
     if isinstance(modalities, str):
         modalities = (modalities,)
-    unknown = [m for m in modalities if m not in MODALITIES]
+    known = MODALITIES + OPTIONAL_MODALITIES
+    unknown = [m for m in modalities if m not in known]
     if unknown:
-        raise ValueError(f"unknown modality {unknown[0]!r}; expected some of {list(MODALITIES)}")
+        raise ValueError(f"unknown modality {unknown[0]!r}; expected some of {list(known)}")
     if not modalities:
-        raise ValueError(f"at least one modality is needed; expected some of {list(MODALITIES)}")
-    return tuple(m for m in MODALITIES if m in modalities)
+        raise ValueError(f"at least one modality is needed; expected some of {list(known)}")
+    return tuple(m for m in known if m in modalities)
 
 
 def survival_array(event: Any, time: Any) -> np.ndarray:
@@ -109,7 +117,8 @@ class Patient:
     """One patient: every modality that was acquired, the labels, and (synthetic) the truth.
 
     ``diagnosis`` and ``y`` are None in a cohort without a diagnosis (the prostate cohort);
-    ``time`` and ``event`` are None in a cohort without survival.
+    ``time`` and ``event`` are None in a cohort without survival; ``symptoms`` (the symptom
+    note) is None in a cohort without that modality.
     """
 
     patient_id: str
@@ -125,6 +134,7 @@ class Patient:
     slide: Any = field(repr=False, default=None)
     presence: dict[str, bool] = field(default_factory=dict)
     truth: dict[str, float] = field(default_factory=dict)
+    symptoms: str | None = None
 
 
 class Cohort:
@@ -144,7 +154,8 @@ class Cohort:
         ``None`` for a cohort of tables only.
     meta : dict, optional
         What made the cohort: ``source``, ``seed``, ``config``, ``modalities`` (the
-        modalities it has, :data:`MODALITIES` when not given), ``classes`` (the diagnosis
+        modalities it has; when not given, :data:`MODALITIES` and the optional ones whose table
+        is given), ``classes`` (the diagnosis
         classes in their order; by default the sorted distinct diagnoses, stored here when the
         cohort is made), ``ordered`` (whether those classes are ordered).
     """
@@ -213,6 +224,7 @@ class Cohort:
     labels = property(lambda self: self._table("labels"), doc="The outcome table.")
     boxes = property(lambda self: self._table("boxes"), doc="The lesion boxes (x0, y0, x1, y1) in pixels.")
     truth = property(lambda self: self._table("truth"), doc="The generator's latents (synthetic cohorts).")
+    symptoms = property(lambda self: self._table("symptoms"), doc="The symptom notes (column ``note``).")
 
     @property
     def presence(self) -> pd.DataFrame:
@@ -270,8 +282,11 @@ class Cohort:
 
     @property
     def modalities(self) -> tuple[str, ...]:
-        """The modalities this cohort has (``meta['modalities']``, else :data:`MODALITIES`)."""
-        return tuple(self.meta.get("modalities", MODALITIES))
+        """The modalities this cohort has: ``meta['modalities']``, else :data:`MODALITIES` and each
+        optional modality whose table the cohort holds."""
+        if "modalities" in self.meta:
+            return tuple(self.meta["modalities"])
+        return MODALITIES + tuple(m for m in OPTIONAL_MODALITIES if m in self.tables)
 
     def survival_y(self) -> np.ndarray:
         """The survival outcome as scikit-survival's structured array of (event, time).
@@ -422,7 +437,15 @@ class Cohort:
             slide=self.slide(pid) if images and self.images is not None and self.has("pathology", pid) else None,
             presence={k: bool(v) for k, v in pres.items()},
             truth=self.truth.loc[pid].to_dict() if "truth" in self.tables else {},
+            symptoms=self._note(pid, pres),
         )
+
+    def _note(self, pid: str, presence: dict) -> str | None:
+        """The patient's symptom note, or None (no symptoms table, not acquired, or an empty cell)."""
+        if "symptoms" not in self.tables or not presence.get("symptoms", True):
+            return None
+        note = self.symptoms.at[pid, "note"]
+        return None if pd.isna(note) else str(note)
 
     # --- subsets and comparison -----------------------------------------------------------
     def subset(self, index: Sequence[int] | np.ndarray | pd.Index) -> Cohort:

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .cohort import MODALITIES, TABLES, Cohort
+from .cohort import MODALITIES, OPTIONAL_MODALITIES, TABLES, Cohort
 from .io import EXPORT_MARKER, GENE_VALUES, IMAGE_FOLDERS, META_FILE, DiskImages
 from .labs import BIOMARKERS, biomarker, to_canonical
 
@@ -46,7 +46,8 @@ _TRUE, _FALSE = frozenset({"true", "1", "1.0"}), frozenset({"false", "0", "0.0"}
 _LAB_HEADER = re.compile(r"^(?P<name>[^\[\]]*?)\s*\[(?P<unit>[^\[\]]*)\]$")
 _BOX_COLUMNS = ("x0", "y0", "x1", "y1")
 _LABEL_COLUMNS = ("diagnosis", "y", "time", "event")
-_MODALITY_TABLES = ("labs", "genes", "clinical")  # the modalities that are a table
+_MODALITY_TABLES = ("labs", "genes", "clinical", "symptoms")  # the modalities that are a table
+_KNOWN_MODALITIES = MODALITIES + OPTIONAL_MODALITIES
 _IMAGE_FOLDER_OF = {"radiograph": "radiograph", "pathology": "slide"}  # modality -> its image folder
 _META_KEYS = {"source": str, "classes": list, "ordered": bool, "gene_values": str, "time_unit": str,
               "modalities": list, "tables": list, "images": list, "complete": bool, "n_patients": int}
@@ -333,13 +334,13 @@ def _check_meta(folder: Path, report: _Report) -> dict | None:
     if "modalities" in meta:
         if not all(isinstance(m, str) and m for m in meta["modalities"]):
             report.error(META_FILE, line("modalities"), f"'modalities' is {meta['modalities']!r}; expected "
-                                                        f"modality names, some of {list(MODALITIES)}")
+                                                        f"modality names, some of {list(_KNOWN_MODALITIES)}")
             meta.pop("modalities")
         else:
             for m in meta["modalities"]:
-                if m not in MODALITIES:
+                if m not in _KNOWN_MODALITIES:
                     report.warning(META_FILE, line("modalities"), f"modality {m!r} is not one the folder "
-                                   f"format defines ({list(MODALITIES)}); nothing of it is read")
+                                   f"format defines ({list(_KNOWN_MODALITIES)}); nothing of it is read")
     for name in meta.get("tables", []):
         if name not in TABLES:
             report.error(META_FILE, line("tables"), f"lists the table {name!r}; expected some of {list(TABLES)}")
@@ -451,6 +452,19 @@ def _read_clinical(table: _Table, report: _Report) -> pd.DataFrame:
     _warn_missing(table, report, table.columns, "the system fills a missing number and marks a missing "
                                                 "category as unknown")
     return _frame(table, data)
+
+
+def _read_symptoms(table: _Table, report: _Report) -> pd.DataFrame:
+    """The symptom notes: the ``note`` column as written (an empty cell: no note)."""
+    for c in table.columns:
+        if c != "note":
+            report.warning(table.file, 1, f"column {c!r} is not read; expected symptoms.csv to hold one 'note' column")
+    if "note" not in table.columns:
+        report.error(table.file, 1, f"has no 'note' column (the columns are {table.columns}); expected each "
+                                    "patient's symptom note in a column 'note'")
+        return _frame(table, {"note": np.full(len(table.ids), None, dtype=object)})
+    notes = np.array([None if _missing(x) else x for x in table.cells["note"]], dtype=object)
+    return _frame(table, {"note": notes})
 
 
 def _is_number(cell: str) -> bool:
@@ -685,7 +699,7 @@ def _modalities(folder: Path, meta: dict, image_kinds: list[str]) -> list[str]:
         return list(meta["modalities"])
     have = {m for m, k in _IMAGE_FOLDER_OF.items() if k in image_kinds}
     have |= {m for m in _MODALITY_TABLES if (folder / f"{m}.csv").is_file()}
-    return [m for m in MODALITIES if m in have]
+    return [m for m in _KNOWN_MODALITIES if m in have]
 
 
 def _check_modalities(folder: Path, meta: dict, modalities: list[str], image_kinds: list[str],
@@ -751,7 +765,8 @@ def _read_folder(folder: Path, check_images: bool) -> tuple[Cohort | None, list[
     gene_values = meta.get("gene_values", "counts")
     readers = {"clinical": _read_clinical, "labs": _read_labs,
                "genes": lambda t, r: _read_genes(t, gene_values, r), "boxes": _read_boxes,
-               "presence": lambda t, r: _read_flags(t, sorted(set(MODALITIES) | set(modalities)), r),
+               "symptoms": _read_symptoms,
+               "presence": lambda t, r: _read_flags(t, sorted(set(_KNOWN_MODALITIES) | set(modalities)), r),
                "truth": _read_numeric}
     for name, read in readers.items():
         if not (folder / f"{name}.csv").is_file():

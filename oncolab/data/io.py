@@ -13,6 +13,7 @@ The cohort folder
     folder/
       labels.csv                         required: one row per patient
       clinical.csv labs.csv genes.csv    optional, one per modality
+      symptoms.csv                       optional: a free-text symptom note per patient
       boxes.csv presence.csv             optional
       cohort.json                        optional: what the tables mean
       images/radiograph/<patient_id>.png optional, grayscale
@@ -49,6 +50,11 @@ to ``labels.csv`` by id. An empty cell (or ``NA``, ``NaN``) is a missing value.
     ``"counts"`` (the default: whole read counts >= 0, turned into log-CPM downstream) or
     ``"log_expression"`` (values >= 0 already on a log scale, as from a microarray). A patient
     has a value for every gene, or an empty row.
+``symptoms.csv``
+    One text column ``note``: the patient's symptom note as written in the record (quoted
+    as CSV quotes text with commas; an empty cell for no note). Read by the ``symptoms``
+    stages, which find the findings it states, negates or hedges
+    (:mod:`oncolab.text.symptoms`).
 ``boxes.csv``
     ``x0, y0, x1, y1``: the annotated lesion's box on the radiograph, in pixels
     (``0 <= x0 < x1 <= width``, likewise for y). No row, or four empty cells, for no box.

@@ -41,12 +41,19 @@ lower levels are 2 x 2 (4 x 4) means of level 0, as in a scanner's pyramid.
 Tumour occupies about half of the slide (a slowly varying field); elsewhere the tissue is
 benign (low architecture and atypia), so not every tile is informative.
 
-The MRI volume is (3, D, H, W): an ellipsoidal gland with a spherical lesion whose radius,
+The MRI study has three sequences: an ellipsoidal gland with a spherical lesion whose radius,
 T2 darkening, ADC drop and DCE enhancement grow with ``z_les``; position, gland shape, a bias
-field and noise are nuisance. Clinical variables: age; PSA (log-normal, rising with
-``z_les`` and ``z_arch``); ISUP grade group 1-5 (a noisy read of ``z_arch``: Gleason grading
-is architectural); pathological stage pT2 / pT3a / pT3b (a noisy read of ``z_les``).
-MRI is missing for a fraction of patients (``mri_missing``, default 0.2).
+field and noise are nuisance. As on a scanner, each sequence is acquired on its own voxel
+grid over the same field of view (:data:`MRI_FOV`, in mm): T2w on ``mri_shape``, ADC (from
+diffusion) at half the in-plane resolution, DCE at half the in-plane resolution, two thirds
+of the slices and a small shift (:func:`mri_grids`). :meth:`ProstateCohort.mri_sequences`
+gives them as acquired; :meth:`ProstateCohort.mri` gives the volume (3, D, H, W) with ADC and
+DCE resampled onto the T2w grid (:func:`resample_volume`, trilinear in scanner coordinates).
+Clinical variables: age; PSA (log-normal, rising with ``z_les`` and ``z_arch``); ISUP grade
+group 1-5 (a noisy read of ``z_arch``: Gleason grading is architectural) and the primary and
+secondary Gleason patterns that make it up (ISUP 1 = 3+3, 2 = 3+4, 3 = 4+3, 4 = 4+4, 3+5 or
+5+3, 5 = 4+5, 5+4 or 5+5; Epstein et al. 2016); pathological stage pT2 / pT3a / pT3b (a noisy
+read of ``z_les``). MRI is missing for a fraction of patients (``mri_missing``, default 0.2).
 
 BCR time (months) is Weibull proportional hazards with censoring by the end of follow-up
 (uniform 24-96 months) and loss to follow-up (exponential).
@@ -68,7 +75,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -78,19 +85,26 @@ from .cohort import Cohort
 from .synthetic import CENTERS, check_generated, check_integer, seeded_rng, stain_matrix
 
 __all__ = [
+    "GLEASON_BY_ISUP",
     "INFORMATION_SETS",
     "LATENTS",
+    "MRI_FOV",
     "PROSTATE_MODALITIES",
+    "SEQUENCES",
     "SOURCE",
+    "MRIVolume",
     "ProstateCohort",
     "ProstateConfig",
     "ProstateImages",
     "ProstateSlide",
     "conditional_risk",
     "lattice_noise",
+    "mri_grids",
     "oracle",
     "prostate_cohort",
     "render_mri",
+    "render_mri_sequences",
+    "resample_volume",
 ]
 
 #: ``meta["source"]`` of every cohort :func:`prostate_cohort` makes
@@ -100,8 +114,19 @@ PROSTATE_MODALITIES: tuple[str, ...] = ("pathology", "mri", "clinical")
 
 LATENTS = ("z_arch", "z_nuc", "z_les")
 STAGES = ("pT2", "pT3a", "pT3b")
-SEQUENCES = ("T2w", "ADC", "DCE")
-_STREAMS = {"latents": 21, "clinical": 22, "survival": 23, "missing": 24, "mri": 25, "slide": 26}
+#: the MRI sequences, in the order of the channels of :meth:`ProstateCohort.mri`
+SEQUENCES: tuple[str, ...] = ("T2w", "ADC", "DCE")
+#: the field of view every MRI sequence covers, in mm along (D, H, W), centred on 0
+MRI_FOV: tuple[float, float, float] = (72.0, 96.0, 96.0)
+#: the (primary, secondary) Gleason patterns each ISUP grade group is made of, and their probabilities
+GLEASON_BY_ISUP: dict[int, tuple[tuple[tuple[int, int], ...], tuple[float, ...]]] = {
+    1: (((3, 3),), (1.0,)),
+    2: (((3, 4),), (1.0,)),
+    3: (((4, 3),), (1.0,)),
+    4: (((4, 4), (3, 5), (5, 3)), (0.8, 0.1, 0.1)),
+    5: (((4, 5), (5, 4), (5, 5)), (0.45, 0.35, 0.2)),
+}
+_STREAMS = {"latents": 21, "clinical": 22, "survival": 23, "missing": 24, "mri": 25, "slide": 26, "gleason": 27}
 _MASK64 = (1 << 64) - 1
 
 
@@ -307,6 +332,39 @@ class ProstateSlide:
         t = lattice_noise(self._k(1), y0, x0, h, w, 256.0)
         return np.clip((t + 0.25) / 0.5, 0.0, 1.0)
 
+    def tumour_fraction(self, centers: np.ndarray, footprint: int, step: int = 4) -> np.ndarray:
+        """The generator's truth per region: the mean tumour weight over each region's footprint.
+
+        Taught in chapter 14, to check a map of where a model finds risk against where the
+        generator placed the tumour. Never a model input.
+
+        Parameters
+        ----------
+        centers : numpy.ndarray, shape (n, 2)
+            Level-0 (x, y) centres of the regions.
+        footprint : int
+            Side of a region in level-0 pixels.
+        step : int
+            The tumour weight is averaged over every ``step``-th pixel (it varies over
+            hundreds of pixels, so a coarse average is exact to a few thousandths).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,)
+            Values in [0, 1]: the share of each region that is tumour.
+        """
+        centers = np.asarray(centers)
+        if centers.ndim != 2 or centers.shape[1] != 2:
+            raise ValueError(f"centers must be (n, 2) level-0 (x, y) points, got shape {centers.shape}")
+        check_integer("footprint", footprint, minimum=1)
+        check_integer("step", step, minimum=1)
+        out = np.empty(len(centers))
+        with _one_blas_thread():
+            for k, (x, y) in enumerate(centers):
+                x0, y0 = int(x) - footprint // 2, int(y) - footprint // 2
+                out[k] = float(self.tumour_field(y0, x0, footprint, footprint)[::step, ::step].mean())
+        return out
+
     def _render0(self, y0: int, x0: int, h: int, w: int) -> np.ndarray:
         """Level-0 pixels [y0, y0+h) x [x0, x0+w) as uint8 RGB."""
         c = self._NUCLEUS_CELL
@@ -439,13 +497,167 @@ class ProstateSlide:
 # --------------------------------------------------------------------------------------------
 # the MRI volume
 # --------------------------------------------------------------------------------------------
-def render_mri(u_les: float, rng: np.random.Generator, shape: tuple[int, int, int] = (24, 64, 64)) -> np.ndarray:
-    """A multiparametric prostate MRI volume, float32 (3, D, H, W): T2w, ADC, DCE.
+class MRIVolume(NamedTuple):
+    """One MRI sequence as acquired: its voxels and where they are in the scanner.
+
+    ``array`` is float32 (D, H, W); ``spacing`` the voxel size in mm along (D, H, W);
+    ``origin`` the position in mm of the centre of voxel (0, 0, 0) (DICOM's image position).
+    Voxel ``(i, j, k)`` is centred at ``origin + (i, j, k) * spacing``.
+    """
+
+    array: np.ndarray
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+
+
+def mri_grids(shape: tuple[int, int, int]) -> dict[str, tuple[tuple[int, int, int], tuple, tuple]]:
+    """The voxel grid of each MRI sequence: ``{sequence: (shape, spacing, origin)}``.
+
+    Taught in chapter 14. Every grid covers :data:`MRI_FOV`: T2w on ``shape``; ADC at half the
+    in-plane resolution (diffusion-weighted imaging is coarser); DCE at half the in-plane
+    resolution, two thirds of the slices (rounded, at least 4) and shifted by (0, 1.5, -1.5)
+    mm (acquired later, after the contrast injection).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (D, H, W) of the T2w grid, every size >= 8.
+
+    Returns
+    -------
+    dict
+        For each of :data:`SEQUENCES`: (shape, spacing in mm, origin in mm) as in
+        :class:`MRIVolume`.
+    """
+    if len(shape) != 3 or min(shape) < 8:
+        raise ValueError(f"shape must be (D, H, W) with every size >= 8, got {shape}")
+    D, H, W = (int(v) for v in shape)
+    shapes = {"T2w": (D, H, W), "ADC": (D, H // 2, W // 2), "DCE": (max(4, round(2 * D / 3)), H // 2, W // 2)}
+    shifts = {"T2w": (0.0, 0.0, 0.0), "ADC": (0.0, 0.0, 0.0), "DCE": (0.0, 1.5, -1.5)}
+    out = {}
+    for name in SEQUENCES:
+        sp = tuple(f / n for f, n in zip(MRI_FOV, shapes[name]))
+        org = tuple(-f / 2 + d / 2 + s for f, d, s in zip(MRI_FOV, sp, shifts[name]))
+        out[name] = (shapes[name], sp, org)
+    return out
+
+
+def resample_volume(volume: np.ndarray, spacing, origin, shape, new_spacing, new_origin) -> np.ndarray:
+    """A volume resampled onto another voxel grid of the same scanner space, trilinearly.
+
+    Taught in chapter 14: MRI sequences are acquired on different grids and must be put on one
+    before a 3D CNN reads them as channels. Each output voxel's centre is mapped to the input
+    grid's voxel coordinates, ``(new_origin + index * new_spacing - origin) / spacing``, and
+    the input is interpolated there, one axis after the other (trilinear interpolation is
+    separable); a centre outside the input grid takes the value of the nearest edge voxel.
+    This is ``scipy.ndimage.map_coordinates(volume, coords, order=1, mode="nearest")`` (a
+    test checks it), and SimpleITK's ``Resample`` with a linear interpolator and an identity
+    transform inside the input grid.
+
+    Parameters
+    ----------
+    volume : numpy.ndarray, shape (D, H, W)
+        The input voxels.
+    spacing, origin : sequence of 3 floats
+        The input grid (mm), as in :class:`MRIVolume`.
+    shape : sequence of 3 ints
+        The output grid's size.
+    new_spacing, new_origin : sequence of 3 floats
+        The output grid (mm).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 ``shape``.
+    """
+    v = np.asarray(volume, np.float64)
+    if v.ndim != 3 or v.size == 0:
+        raise ValueError(f"volume must be a non-empty (D, H, W) array, got shape {v.shape}")
+    spacing, origin = np.asarray(spacing, float), np.asarray(origin, float)
+    new_spacing, new_origin = np.asarray(new_spacing, float), np.asarray(new_origin, float)
+    for name, a in (("spacing", spacing), ("origin", origin), ("new_spacing", new_spacing),
+                    ("new_origin", new_origin)):
+        if a.shape != (3,) or not np.isfinite(a).all():
+            raise ValueError(f"{name} must be 3 finite numbers (mm along D, H, W), got {a.tolist()}")
+    if (spacing <= 0).any() or (new_spacing <= 0).any():
+        raise ValueError(f"spacings must be positive, got {spacing.tolist()} and {new_spacing.tolist()}")
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"shape must be 3 positive sizes, got {tuple(shape)}")
+    for axis in range(3):
+        n = v.shape[axis]
+        c = (new_origin[axis] + np.arange(shape[axis]) * new_spacing[axis] - origin[axis]) / spacing[axis]
+        c = np.clip(c, 0, n - 1)
+        i0 = np.minimum(np.floor(c).astype(int), max(n - 2, 0))
+        i1 = np.minimum(i0 + 1, n - 1)
+        w = (c - i0).reshape([-1 if a == axis else 1 for a in range(3)])
+        v = np.take(v, i0, axis=axis) * (1 - w) + np.take(v, i1, axis=axis) * w
+    return v.astype(np.float32)
+
+
+def render_mri_sequences(u_les: float, rng: np.random.Generator,
+                         shape: tuple[int, int, int] = (24, 64, 64)) -> dict[str, MRIVolume]:
+    """A multiparametric prostate MRI study as acquired: T2w, ADC and DCE, each on its own grid.
 
     ``u_les`` in (0, 1) is the lesion's aggressiveness: its radius grows, its T2 signal and
     ADC fall (restricted diffusion) and its early contrast enhancement rises with it. The
-    gland's size, position and the lesion's place in the gland, a smooth bias field and
-    noise are nuisance. Taught in chapter 14.
+    gland's size, position and the lesion's place in the gland, a smooth bias field (T2w)
+    and noise are nuisance. The anatomy is one continuous scene in scanner coordinates; each
+    sequence samples it at the voxel centres of its grid (:func:`mri_grids`) and adds its own
+    noise. Taught in chapter 14.
+
+    Parameters
+    ----------
+    u_les : float
+        The lesion's aggressiveness in [0, 1].
+    rng : numpy.random.Generator
+        Draws the nuisance and the noise.
+    shape : tuple of int
+        (D, H, W) of the T2w grid, every size >= 8.
+
+    Returns
+    -------
+    dict of str to MRIVolume
+        One :class:`MRIVolume` per sequence of :data:`SEQUENCES`.
+    """
+    if not 0.0 <= u_les <= 1.0:
+        raise ValueError(f"u_les must lie in [0, 1], got {u_les}")
+    grids = mri_grids(shape)
+    c = rng.uniform(-0.1, 0.1, 3)
+    ax = rng.uniform([0.55, 0.40, 0.50], [0.75, 0.55, 0.65])
+    ang = rng.uniform(0, 2 * np.pi)
+    lz = c[0] + rng.uniform(-0.3, 0.3) * ax[0]
+    # the lesion: in the peripheral zone of the gland
+    ly = c[1] + 0.55 * ax[1] * abs(np.sin(ang)) * 0.8 + 0.1 * ax[1]
+    lx = c[2] + 0.55 * ax[2] * np.cos(ang)
+    rad = 0.10 + 0.16 * u_les  # in units of half the field of view (a 64-voxel axis: 3 to 8 voxels)
+    bias_coef = rng.standard_normal(3)
+    out = {}
+    for name in SEQUENCES:
+        shp, sp, org = grids[name]
+        # voxel centres in units of half the field of view
+        axes = [(o + np.arange(n) * d) / (f / 2) for o, n, d, f in zip(org, shp, sp, MRI_FOV)]
+        z, y, x = np.meshgrid(*axes, indexing="ij")
+        rho = np.sqrt(((z - c[0]) / ax[0]) ** 2 + ((y - c[1]) / ax[1]) ** 2 + ((x - c[2]) / ax[2]) ** 2)
+        gland = _sigmoid((1 - rho) * 12)
+        dl = np.sqrt(((z - lz) * 0.8) ** 2 + (y - ly) ** 2 + (x - lx) ** 2)
+        lesion = _sigmoid((rad - dl) / 0.015) * gland
+        if name == "T2w":
+            bias = 1 + 0.1 * (bias_coef @ np.stack([z, y, x]).reshape(3, -1)).reshape(shp)
+            vol = (0.25 + 0.55 * gland - (0.20 + 0.20 * u_les) * lesion) * bias
+        elif name == "ADC":
+            vol = 0.2 + 1.0 * gland - (0.30 + 0.45 * u_les) * lesion
+        else:
+            vol = 0.15 + 0.35 * gland + (0.20 + 0.60 * u_les) * lesion
+        vol = (vol + rng.normal(0, 0.04, size=shp)).astype(np.float32)
+        out[name] = MRIVolume(vol, sp, org)
+    return out
+
+
+def render_mri(u_les: float, rng: np.random.Generator, shape: tuple[int, int, int] = (24, 64, 64)) -> np.ndarray:
+    """A multiparametric prostate MRI volume on the T2w grid, float32 (3, D, H, W): T2w, ADC, DCE.
+
+    :func:`render_mri_sequences`, then ADC and DCE resampled onto the T2w grid by
+    :func:`resample_volume`. Taught in chapter 14.
 
     Parameters
     ----------
@@ -459,33 +671,12 @@ def render_mri(u_les: float, rng: np.random.Generator, shape: tuple[int, int, in
     Returns
     -------
     numpy.ndarray
-        float32 (3, D, H, W): the T2w, ADC and DCE volumes.
+        float32 (3, D, H, W): the T2w, ADC and DCE volumes on one grid.
     """
-    if not 0.0 <= u_les <= 1.0:
-        raise ValueError(f"u_les must lie in [0, 1], got {u_les}")
-    if len(shape) != 3 or min(shape) < 8:
-        raise ValueError(f"shape must be (D, H, W) with every size >= 8, got {shape}")
-    D, H, W = shape
-    z, y, x = np.meshgrid(np.linspace(-1, 1, D), np.linspace(-1, 1, H), np.linspace(-1, 1, W),
-                          indexing="ij")
-    c = rng.uniform(-0.1, 0.1, 3)
-    ax = rng.uniform([0.55, 0.40, 0.50], [0.75, 0.55, 0.65])
-    rho = np.sqrt(((z - c[0]) / ax[0]) ** 2 + ((y - c[1]) / ax[1]) ** 2 + ((x - c[2]) / ax[2]) ** 2)
-    gland = _sigmoid((1 - rho) * 12)
-    # the lesion: in the peripheral zone of the gland
-    ang = rng.uniform(0, 2 * np.pi)
-    lz = c[0] + rng.uniform(-0.3, 0.3) * ax[0]
-    ly = c[1] + 0.55 * ax[1] * abs(np.sin(ang)) * 0.8 + 0.1 * ax[1]
-    lx = c[2] + 0.55 * ax[2] * np.cos(ang)
-    rad = 0.10 + 0.16 * u_les  # in normalised units (a 64-voxel axis: 3 to 8 voxels)
-    dl = np.sqrt(((z - lz) * 0.8) ** 2 + (y - ly) ** 2 + (x - lx) ** 2)
-    lesion = _sigmoid((rad - dl) / 0.015) * gland
-    bias = 1 + 0.1 * (rng.standard_normal(3) @ np.stack([z, y, x]).reshape(3, -1)).reshape(D, H, W)
-    t2 = (0.25 + 0.55 * gland - (0.20 + 0.20 * u_les) * lesion) * bias
-    adc = 0.2 + 1.0 * gland - (0.30 + 0.45 * u_les) * lesion
-    dce = 0.15 + 0.35 * gland + (0.20 + 0.60 * u_les) * lesion
-    vol = np.stack([t2, adc, dce]) + rng.normal(0, 0.04, size=(3, D, H, W))
-    return vol.astype(np.float32)
+    seqs = render_mri_sequences(u_les, rng, shape)
+    t2 = seqs["T2w"]
+    return np.stack([t2.array] + [resample_volume(seqs[n].array, seqs[n].spacing, seqs[n].origin, t2.array.shape,
+                                                  t2.spacing, t2.origin) for n in SEQUENCES[1:]])
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,9 +720,14 @@ class ProstateImages:
                              gland_spacing=cfg.gland_spacing, nucleus_radius=cfg.nucleus_radius)
 
     def mri(self, pid: str) -> np.ndarray:
-        """The patient's MRI volume, float32 (3, D, H, W)."""
+        """The patient's MRI volume on the T2w grid, float32 (3, D, H, W)."""
         rng = seeded_rng(self.seed, _STREAMS["mri"], int(pid[1:]))
         return render_mri(float(self._les[pid]), rng, self.config.mri_shape)
+
+    def mri_sequences(self, pid: str) -> dict[str, MRIVolume]:
+        """The patient's MRI sequences as acquired, each on its own grid (the voxels :meth:`mri` resamples)."""
+        rng = seeded_rng(self.seed, _STREAMS["mri"], int(pid[1:]))
+        return render_mri_sequences(float(self._les[pid]), rng, self.config.mri_shape)
 
 
 class ProstateCohort(Cohort):
@@ -545,7 +741,8 @@ class ProstateCohort(Cohort):
     ============  ===============================================================
     table          columns
     ============  ===============================================================
-    clinical       age (years), psa (ng/mL), isup (grade group 1-5), stage, center
+    clinical       age (years), psa (ng/mL), isup (grade group 1-5), gleason_primary,
+                   gleason_secondary (patterns 3-5), stage, center
     labels         time (months to BCR or censoring), event (bool: BCR observed)
     presence       pathology, mri, clinical (bool: acquired?)
     truth          z_arch, z_nuc, z_les, true_risk (never a model input)
@@ -554,10 +751,26 @@ class ProstateCohort(Cohort):
     There is no diagnosis: ``cohort.y`` raises. The image source is a :class:`ProstateImages`.
     """
 
-    IMAGE_KINDS: ClassVar[dict[str, str]] = {"slide": "pathology", "mri": "mri"}
+    IMAGE_KINDS: ClassVar[dict[str, str]] = {"slide": "pathology", "mri": "mri", "mri_sequences": "mri"}
+
+    def mri_sequences(self, key: int | str) -> dict[str, MRIVolume]:
+        """The patient's MRI sequences as acquired, each on its own voxel grid.
+
+        Parameters
+        ----------
+        key : int or str
+            The patient's position (negative allowed) or id; a patient without an MRI raises
+            a ValueError.
+
+        Returns
+        -------
+        dict of str to MRIVolume
+            ``{"T2w": ..., "ADC": ..., "DCE": ...}`` (see :func:`mri_grids`).
+        """
+        return self.image("mri_sequences", key)
 
     def mri(self, key: int | str) -> np.ndarray:
-        """The patient's MRI volume (T2w, ADC, DCE).
+        """The patient's MRI volume (T2w, ADC, DCE), ADC and DCE resampled onto the T2w grid.
 
         Parameters
         ----------
@@ -725,8 +938,16 @@ def prostate_cohort(n_patients: int = 400, seed: int = 0, config: ProstateConfig
     isup = np.digitize(z_arch + r.normal(0, 0.6, n), [-0.6, 0.2, 0.8, 1.4]) + 1
     stage = np.asarray(STAGES)[np.digitize(z_les + r.normal(0, 0.7, n), [0.5, 1.3])]
     center = np.asarray(CENTERS)[r.integers(0, len(CENTERS), n)]
-    clinical = pd.DataFrame({"age": age, "psa": psa, "isup": isup, "stage": stage, "center": center},
-                            index=ids)
+    r = seeded_rng(seed, _STREAMS["gleason"])
+    u = r.random(n)
+    primary, secondary = np.empty(n, int), np.empty(n, int)
+    for g, (patterns, probs) in GLEASON_BY_ISUP.items():
+        rows = isup == g
+        pick = np.searchsorted(np.cumsum(probs)[:-1], u[rows], side="right")
+        primary[rows] = np.asarray(patterns)[pick, 0]
+        secondary[rows] = np.asarray(patterns)[pick, 1]
+    clinical = pd.DataFrame({"age": age, "psa": psa, "isup": isup, "gleason_primary": primary,
+                             "gleason_secondary": secondary, "stage": stage, "center": center}, index=ids)
 
     r = seeded_rng(seed, _STREAMS["survival"])
     eta = z @ cfg.betas() + cfg.b_age * (age - 66) / 7

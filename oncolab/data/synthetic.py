@@ -26,6 +26,15 @@ For patient *i*:
    * genes: read counts ``~ Poisson(size_factor * exp(mu_g + loading_g * s_genes + pathway
      noise + gene noise))``; 24 of the 64 genes (proliferation, bone remodelling, immune)
      have a non-zero loading, the other 40 are noise.
+   * symptoms (an optional modality, made only when asked for by name): a free-text note
+     of the visit. Each finding *k* of :data:`SYMPTOM_FINDINGS` (pain, night pain, swelling,
+     limited motion, fever, weight loss, fatigue, pathological fracture) is present with
+     probability ``sigmoid(b_k + c_k * s_symptoms / sd)`` (night pain only where there is
+     pain); :func:`symptom_note` writes the note: present findings affirmed in varied words,
+     some absent ones negated ("denies night pain", "Fever: none.", "No fever, weight loss or
+     night pain."), a few of either kind hedged ("? swelling", "fracture cannot be ruled
+     out"), and now and then a relative's finding ("family history of ..."), which is not the
+     patient's. Whether each finding is present is kept in ``truth`` (``finding_<name>``).
 4. Clinical: age, sex, site and center, drawn independently of the diagnosis.
 5. Survival (months): Weibull proportional hazards, ``S(t) = exp(-(t / scale)^shape *
    exp(eta))`` with true risk ``eta = beta_a * a + beta_age * (age - 50) / 15``; censoring by
@@ -39,12 +48,16 @@ form: with weights ``w_m = 1 / tau_m^2``, the weighted mean ``sbar`` is sufficie
 :func:`oracle` reports its accuracy and macro one-vs-rest AUC (in the cohort, and for the
 population by simulation), the same for each modality alone, and the concordance (Harrell's C)
 of the true risk ``eta``. No model of the observed data can beat these in expectation; they
-are the ceilings results are set beside. The oracle is a function of this generator, not of
+are the ceilings results are set beside. A cohort with symptom notes adds ``s_symptoms``, the
+signal the note's findings are drawn from (a ceiling the note, which shows it only through
+eight yes/no findings, stays well below). The oracle is a function of this generator, not of
 the :class:`~oncolab.data.Cohort` container: it refuses a cohort that this module did not make.
 
 Same seed, same bytes: every random draw comes from ``numpy.random.default_rng`` seeded by
 ``(seed, stream)`` (:func:`seeded_rng`), and each patient's images from ``(seed, patient
-number, modality)``.
+number, modality)``. The symptom notes draw from streams of their own (their signal and
+findings from one, each patient's wording from ``(seed, stream, patient number)``), so asking
+for them leaves every other table as it was.
 """
 
 from __future__ import annotations
@@ -70,6 +83,7 @@ __all__ = [
     "INFORMATIVE_GENES",
     "SITES",
     "SOURCE",
+    "SYMPTOM_FINDINGS",
     "CohortConfig",
     "SyntheticImages",
     "check_generated",
@@ -82,6 +96,7 @@ __all__ = [
     "render_slide",
     "seeded_rng",
     "stain_matrix",
+    "symptom_note",
     "synthetic_cohort",
 ]
 
@@ -110,7 +125,20 @@ INFORMATIVE_GENES: tuple[str, ...] = tuple(
 )
 _SIGNAL_MODALITIES = ("radiograph", "pathology", "labs", "genes")
 _STREAMS = {"labels": 1, "clinical": 2, "labs": 3, "genes": 4, "survival": 5, "images": 6,
-            "missing": 7, "geometry": 8}
+            "missing": 7, "geometry": 8, "symptoms": 9, "notes": 10}
+
+#: symptom finding -> (b, c): present with probability ``sigmoid(b + c * s_symptoms / sd)``;
+#: ``night_pain`` only among patients with ``pain``
+SYMPTOM_FINDINGS: dict[str, tuple[float, float]] = {
+    "pain": (1.2, 1.0),
+    "night_pain": (-0.6, 1.6),
+    "swelling": (-0.4, 1.2),
+    "limited_motion": (-0.9, 0.9),
+    "fever": (-2.2, 1.3),
+    "weight_loss": (-2.0, 1.4),
+    "fatigue": (-1.0, 0.6),
+    "pathological_fracture": (-2.8, 1.3),
+}
 
 
 @dataclass(frozen=True)
@@ -121,7 +149,7 @@ class CohortConfig:
     mu: tuple[float, float, float] = (-1.2, 0.0, 1.2)
     sigma_a: float = 0.6
     tau: dict[str, float] = field(default_factory=lambda: {
-        "radiograph": 0.9, "pathology": 0.8, "labs": 1.1, "genes": 1.0})
+        "radiograph": 0.9, "pathology": 0.8, "labs": 1.1, "genes": 1.0, "symptoms": 1.0})
     image_size: int = 256
     slide_size: int = 512
     lab_missing: float = 0.08
@@ -507,6 +535,165 @@ class SyntheticImages:
 
 
 # --------------------------------------------------------------------------------------------
+# symptom notes
+# --------------------------------------------------------------------------------------------
+# how each finding is written, in any statement (night pain also as ", worse at night" after the pain)
+_PHRASES: dict[str, tuple[str, ...]] = {
+    "pain": ("pain", "aching", "discomfort"),
+    "night_pain": ("night pain", "pain at night", "nocturnal pain", "pain that wakes {obj} at night"),
+    "swelling": ("swelling", "local swelling", "soft-tissue swelling", "palpable mass"),
+    "limited_motion": ("limited range of motion", "stiffness", "restricted movement", "reduced mobility"),
+    "fever": ("fever", "fevers", "low-grade fever", "pyrexia"),
+    "weight_loss": ("weight loss", "unintentional weight loss", "loss of weight"),
+    "fatigue": ("fatigue", "tiredness", "malaise", "lethargy"),
+    "pathological_fracture": ("pathological fracture", "fracture after minor trauma", "fracture through the lesion"),
+}
+# and, besides those, when the finding is stated (affirmed, hedged, or a relative's)
+_STATED = {"pain": ("a dull ache",), "swelling": ("a palpable mass", "a lump"),
+           "weight_loss": ("weight loss of {kg} kg",),
+           "pathological_fracture": ("a pathological fracture", "a fracture after minor trauma")}
+_AFFIRM = ("Reports {f}.", "Complains of {f}.", "{F} noted.", "Presents with {f}.", "Positive for {f}.",
+           "Also describes {f}.", "{F} for the past {n} weeks.")
+_NEGATE = ("No {f}.", "Denies {f}.", "Negative for {f}.", "There is no {f}.", "No history of {f}.",
+           "No evidence of {f}.", "{F}: none.", "{F} denied.", "{F} absent.", "{F} not reported.")
+_NEGATE_LIST = ("Denies {f}.", "No {f}.", "Negative for {f}.")
+_HEDGE = ("Possible {f}.", "Questionable {f}.", "? {f}.", "{F} cannot be ruled out.",
+          "Unclear whether there is {f}.", "May have {f}.")
+_BUT = ("No {g}, but reports {f}.", "Denies {g}; complains of {f}.", "Denies {g} but has {f}.")
+_FAMILY = ("Family history of {f} in {pos} {relative}.", "{Pos} {relative} had {f}.")
+_PLACES = {"femur": ("thigh", "femur"), "tibia": ("shin", "tibia", "lower leg"), "humerus": ("upper arm", "humerus"),
+           "pelvis": ("hip", "pelvis"), "other": ("forearm", "shoulder", "ankle")}
+_P_HEDGE = {True: 0.10, False: 0.03}  # a finding hedged, given present / absent
+_P_NEGATE = 0.45  # an absent finding said to be absent (the rest are not mentioned)
+_P_FAMILY = 0.12
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _pick(rng: np.random.Generator, options: Sequence[str]) -> str:
+    return options[int(rng.integers(len(options)))]
+
+
+def symptom_note(findings: Mapping[str, bool], rng: np.random.Generator, age: float = 50, sex: str = "F",
+                 site: str = "femur") -> str:
+    """A free-text symptom note that states some findings, negates, hedges or omits others.
+
+    Taught in chapter 6, where findings are read back out of such notes with negation
+    handled. The note opens with the patient and the pain (or the lesion found on imaging);
+    each other finding that is present is affirmed (or, now and then, hedged), and an absent
+    one is negated with probability 0.45 (alone, in a list such as "Denies fever, weight loss
+    or night pain.", or beside an affirmed one: "No fever, but reports swelling."), hedged
+    with probability 0.03, or not mentioned. With probability 0.12 a relative's finding is
+    added ("Family history of pathological fracture in her mother."), which says nothing of
+    the patient.
+
+    Parameters
+    ----------
+    findings : mapping of str to bool
+        Whether each finding of :data:`SYMPTOM_FINDINGS` is present (every one must be given;
+        night pain only with pain).
+    rng : numpy.random.Generator
+        Draws the wording.
+    age : float
+        Age in years.
+    sex : {"F", "M"}
+        Sex.
+    site : str
+        One of :data:`SITES`: where the lesion is.
+
+    Returns
+    -------
+    str
+        One line of text (sentences ending with a full stop).
+    """
+    missing = [k for k in SYMPTOM_FINDINGS if k not in findings]
+    if missing:
+        raise ValueError(f"findings must say whether each finding is present; missing {missing}")
+    if site not in _PLACES:
+        raise ValueError(f"unknown site {site!r}; expected one of {list(_PLACES)}")
+    if sex not in ("F", "M"):
+        raise ValueError(f"sex must be 'F' or 'M', got {sex!r}")
+    have = {k: bool(findings[k]) for k in SYMPTOM_FINDINGS}
+    if have["night_pain"] and not have["pain"]:
+        raise ValueError("findings has night_pain without pain; expected night pain only where there is pain")
+    adult = age >= 18
+    person = ("woman" if adult else "girl") if sex == "F" else ("man" if adult else "boy")
+    obj, pos = ("her", "her") if sex == "F" else ("him", "his")
+    side = _pick(rng, ("left", "right"))
+    place = f"{side} {_pick(rng, _PLACES[site])}" if site != "pelvis" else _pick(rng, ("pelvis", f"{side} hip"))
+    article = "An" if str(int(age)).startswith(("8", "11", "18")) else "A"
+
+    def phrase(k: str, stated: bool = False) -> str:
+        options = _PHRASES[k] + (_STATED.get(k, ()) if stated else ())
+        return _pick(rng, options).format(obj=obj, kg=int(rng.integers(2, 10)))
+
+    sentences = []
+    duration = f"{int(rng.integers(2, 12))} {_pick(rng, ('weeks', 'months'))}"
+    night_said = False
+    if have["pain"]:
+        opening = f"{article} {int(age)}-year-old {person} with {duration} of {phrase('pain', True)} in the {place}"
+        if have["night_pain"] and rng.random() < 0.4:
+            opening += ", worse at night"
+            night_said = True
+        sentences.append(opening + ".")
+    else:
+        sentences.append(f"{article} {int(age)}-year-old {person} referred with a lesion of the {place} seen on "
+                         "imaging.")
+    # every other finding: affirm, hedge, negate or omit
+    affirmed, negated, hedged = [], [], []
+    for k in SYMPTOM_FINDINGS:
+        if (k == "pain" and have["pain"]) or (k == "night_pain" and (night_said or not have["pain"])):
+            continue
+        if rng.random() < _P_HEDGE[have[k]]:
+            hedged.append(k)
+        elif have[k]:
+            affirmed.append(k)
+        elif rng.random() < _P_NEGATE:
+            negated.append(k)
+    rng.shuffle(affirmed)
+    rng.shuffle(negated)
+    body = []
+    if negated and affirmed and rng.random() < 0.3:
+        body.append(_pick(rng, _BUT).format(g=phrase(negated.pop()), f=phrase(affirmed.pop(), True)))
+    if len(negated) >= 2 and rng.random() < 0.5:
+        group = [phrase(negated.pop()) for _ in range(min(len(negated), int(rng.integers(2, 4))))]
+        listed = group[0] if len(group) == 1 else ", ".join(group[:-1]) + " or " + group[-1]
+        body.append(_pick(rng, _NEGATE_LIST).format(f=listed))
+    for kind, keys in (("affirm", affirmed), ("negate", negated), ("hedge", hedged)):
+        templates = {"affirm": _AFFIRM, "negate": _NEGATE, "hedge": _HEDGE}[kind]
+        for k in keys:
+            f = phrase(k, stated=kind != "negate")
+            body.append(_pick(rng, templates).format(f=f, F=_cap(f), n=int(rng.integers(2, 9))))
+    if rng.random() < _P_FAMILY:
+        relative = _pick(rng, ("mother", "father", "brother", "sister"))
+        f = phrase(_pick(rng, ("pathological_fracture", "weight_loss", "swelling")), True)
+        body.append(_pick(rng, _FAMILY).format(f=f, pos=pos, Pos=_cap(pos), relative=relative))
+    order = rng.permutation(len(body))
+    return " ".join(sentences + [body[i] for i in order])
+
+
+def _symptoms(seed: int, cfg: CohortConfig, a: np.ndarray, clinical: pd.DataFrame) -> tuple[np.ndarray,
+                                                                                            pd.DataFrame, list[str]]:
+    """The symptom signal, the findings (0/1 per finding) and each patient's note."""
+    n = len(a)
+    r = seeded_rng(seed, _STREAMS["symptoms"])
+    signal = a + cfg.tau["symptoms"] * r.standard_normal(n)
+    z = signal / _signal_sd(cfg, "symptoms")
+    draws = r.random((n, len(SYMPTOM_FINDINGS)))
+    found = {}
+    for j, (k, (b, c)) in enumerate(SYMPTOM_FINDINGS.items()):
+        found[k] = draws[:, j] < 1 / (1 + np.exp(-(b + c * z)))
+    found["night_pain"] &= found["pain"]
+    table = pd.DataFrame({f"finding_{k}": v.astype(np.int64) for k, v in found.items()}, index=clinical.index)
+    notes = [symptom_note({k: found[k][i] for k in found}, seeded_rng(seed, _STREAMS["notes"], int(pid[1:])),
+                          row.age, row.sex, row.site)
+             for i, (pid, row) in enumerate(zip(clinical.index, clinical.itertuples()))]
+    return signal, table, notes
+
+
+# --------------------------------------------------------------------------------------------
 # the cohort
 # --------------------------------------------------------------------------------------------
 def _box_from_mask(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -534,7 +721,8 @@ def synthetic_cohort(
     seed : int
         Same seed, same bytes.
     modalities : sequence of str, optional
-        Subset of ``("radiograph", "pathology", "labs", "genes", "clinical")``; all by default.
+        Subset of ``("radiograph", "pathology", "labs", "genes", "clinical")`` (all by
+        default), and ``"symptoms"`` for the symptom notes (made only when named).
     image_size, slide_size : int, optional
         Pixel size of the square radiograph and slide region (defaults 256 and 512).
     config : CohortConfig, optional
@@ -546,7 +734,10 @@ def synthetic_cohort(
     -------
     Cohort
         Tables made at once; images made when first asked for (``cohort.radiograph(i)``);
-        the lesion boxes by drawing each lesion's mask once, without keeping it.
+        the lesion boxes by drawing each lesion's mask once, without keeping it. With
+        ``"symptoms"``: a ``symptoms`` table (column ``note``), and ``truth`` gains
+        ``s_symptoms`` and one 0/1 column ``finding_<name>`` per finding of
+        :data:`SYMPTOM_FINDINGS`; the other tables are the same bytes as without it.
         ``meta["source"]`` is :data:`SOURCE`, which lets :func:`oncolab.data.oracle` find
         :func:`oracle`.
     """
@@ -562,7 +753,7 @@ def synthetic_cohort(
         cfg = CohortConfig.from_dict({**cfg.to_dict(), **overrides})
     if not np.isclose(sum(cfg.class_prior), 1.0) or min(cfg.class_prior) < 0:
         raise ValueError(f"class_prior must be non-negative and sum to 1, got {cfg.class_prior}")
-    missing_keys = set(_SIGNAL_MODALITIES) - set(cfg.tau)
+    missing_keys = set(_SIGNAL_MODALITIES + (("symptoms",) if "symptoms" in mods else ())) - set(cfg.tau)
     if missing_keys:
         raise ValueError(f"tau needs a noise level for every modality; missing {sorted(missing_keys)}")
     for m, rate in cfg.modality_missing.items():
@@ -633,6 +824,11 @@ def synthetic_cohort(
             presence[m] = r.random(n) >= rate
     truth = pd.DataFrame({"aggressiveness": a, **{f"s_{m}": signals[m] for m in _SIGNAL_MODALITIES},
                           "true_risk": eta}, index=ids)
+    if "symptoms" in mods:
+        s_symptoms, found, notes = _symptoms(seed, cfg, a, clinical)
+        truth = pd.concat([truth, pd.DataFrame({"s_symptoms": s_symptoms}, index=ids), found], axis=1)
+        note = pd.Series(notes, index=ids, dtype=object)
+        note[~presence["symptoms"].to_numpy()] = None
 
     tables: dict[str, pd.DataFrame] = {"labels": labels, "presence": presence, "truth": truth}
     if "clinical" in mods:
@@ -642,6 +838,8 @@ def synthetic_cohort(
         tables["labs"] = labs
     if "genes" in mods:
         tables["genes"] = genes
+    if "symptoms" in mods:
+        tables["symptoms"] = pd.DataFrame({"note": note}, index=ids)
     images = None
     if "radiograph" in mods or "pathology" in mods:
         images = SyntheticImages(seed, cfg, truth, clinical)
@@ -766,10 +964,12 @@ def oracle(cohort: Cohort, n_sim: int = 200_000, seed: int = 12345) -> dict[str,
     -------
     dict
         * ``bayes_accuracy``, ``bayes_auc``: the Bayes rule given every imaging/molecular
-          modality's signal, on this cohort's patients;
+          modality's signal (and the symptom signal ``s_symptoms`` in a cohort with symptom
+          notes), on this cohort's patients;
         * ``population_bayes_accuracy``, ``population_bayes_auc``: the same over ``n_sim``
           simulated patients (the expected value, free of this cohort's sampling noise);
-        * ``by_modality``: {modality: {"accuracy", "auc"}} for the Bayes rule given one modality;
+        * ``by_modality``: {modality: {"accuracy", "auc"}} for the Bayes rule given one modality
+          (``symptoms`` too in a cohort with symptom notes);
         * ``c_index``: Harrell's C of the true risk ``eta`` against the observed (time, event);
         * ``c_index_signals``: Harrell's C of the best risk predictable from the signals
           (``E[eta | signals]``), a tighter ceiling for models of the observed data;
@@ -785,23 +985,24 @@ def oracle(cohort: Cohort, n_sim: int = 200_000, seed: int = 12345) -> dict[str,
     cfg = CohortConfig.from_dict(cohort.meta["config"])
     truth = cohort.truth
     y = cohort.y
-    signals = {m: truth[f"s_{m}"].to_numpy() for m in _SIGNAL_MODALITIES}
+    mods = _SIGNAL_MODALITIES + (("symptoms",) if "s_symptoms" in truth.columns else ())
+    signals = {m: truth[f"s_{m}"].to_numpy() for m in mods}
 
     def scores(p, yy):
         out = {"accuracy": float(accuracy_score(yy, p.argmax(1)))}
         out["auc"] = macro_auc(yy, p) if len(np.unique(yy)) == 3 else float("nan")
         return out
 
-    s, v = _fused_signal(signals, cfg, _SIGNAL_MODALITIES)
+    s, v = _fused_signal(signals, cfg, mods)
     fused = scores(_posterior(s, cfg, v), y)
-    by_mod = {m: scores(_posterior(signals[m], cfg, cfg.tau[m] ** 2), y) for m in _SIGNAL_MODALITIES}
+    by_mod = {m: scores(_posterior(signals[m], cfg, cfg.tau[m] ** 2), y) for m in mods}
 
     # population values by simulation (signals only: cheap)
     r = np.random.default_rng(seed)
     ys = r.choice(3, size=n_sim, p=np.asarray(cfg.class_prior))
     a = np.asarray(cfg.mu)[ys] + cfg.sigma_a * r.standard_normal(n_sim)
-    sim = {m: a + cfg.tau[m] * r.standard_normal(n_sim) for m in _SIGNAL_MODALITIES}
-    ss, vv = _fused_signal(sim, cfg, _SIGNAL_MODALITIES)
+    sim = {m: a + cfg.tau[m] * r.standard_normal(n_sim) for m in mods}
+    ss, vv = _fused_signal(sim, cfg, mods)
     pop = scores(_posterior(ss, cfg, vv), ys)
 
     ev = cohort.labels["event"].to_numpy(bool)

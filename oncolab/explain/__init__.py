@@ -1,9 +1,10 @@
 """Explanations that are checked; taught in chapter 11 ("Interpretability").
 
 One interface for image maps (Grad-CAM and attention rollout from :mod:`oncolab.vision`),
-permutation importance for tabular inputs, integrated gradients for the fused model,
-modality ablation, per-patient explanation records, and the checks that an explanation is
-real: the model-randomisation test, deletion curves, and agreement with the cohort's truth.
+permutation importance for tabular inputs, integrated gradients for the fused model (of a
+class's logit, or of the risk), modality ablation, per-patient explanation records (the
+diagnosis and the risk), and the checks that an explanation is real: the model-randomisation
+test, deletion curves, and agreement with the cohort's truth.
 """
 
 from .attribution import (

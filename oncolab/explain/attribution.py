@@ -7,8 +7,9 @@ modality ablation. Taught in chapter 11 ("Interpretability").
   when one column is shuffled. It draws its permutations exactly as
   ``sklearn.inspection.permutation_importance`` does, so for the same ``seed`` the two agree.
 * :func:`integrated_gradients` (Sundararajan et al. 2017) by hand with a midpoint Riemann sum,
-  for a fused model's dict of modality embeddings; :func:`integrated_gradients_captum` does the
-  same through captum.
+  for a fused model's dict of modality embeddings, of a class's logit or (``target="risk"``)
+  of the risk head's log-hazard; :func:`integrated_gradients_captum` does the same through
+  captum.
 * :func:`modality_ablation` drops one modality at a time through the fusion model's presence
   mask and measures the change.
 """
@@ -104,15 +105,31 @@ def permutation_importance(score: Callable[[np.ndarray, np.ndarray], float], X, 
 # ---------------------------------------------------------------------------------------------
 class _TupleForward(nn.Module):
     """Wrap a :class:`~oncolab.fusion.MultimodalModel` so that it takes a tuple of tensors
-    (one per modality, in ``order``) and the mask, and returns the diagnosis logits."""
+    (one per modality, in ``order``) and the mask, and returns the diagnosis logits (or, with
+    ``risk=True``, the risk, one number per patient)."""
 
-    def __init__(self, model: nn.Module, order: Sequence[str]):
+    def __init__(self, model: nn.Module, order: Sequence[str], risk: bool = False):
         super().__init__()
-        self.model, self.order = model, list(order)
+        self.model, self.order, self.risk = model, list(order), risk
 
     def forward(self, *args):
         *xs, mask = args
-        return self.model(dict(zip(self.order, xs)), mask).logits
+        out = self.model(dict(zip(self.order, xs)), mask)
+        return out.risk if self.risk else out.logits
+
+
+def _target(target, n: int) -> torch.Tensor | None:
+    """None for ``target="risk"``; else one class index per patient (an int is broadcast)."""
+    if isinstance(target, str):
+        if target != "risk":
+            raise ValueError(f"target must be a class index, one per patient, or 'risk'; got {target!r}")
+        return None
+    return torch.as_tensor(np.broadcast_to(np.asarray(target), (n,)).copy(), dtype=torch.long)
+
+
+def _explained(out, tgt: torch.Tensor | None) -> torch.Tensor:
+    """The output being explained, one number per patient: the target class's logit, or the risk."""
+    return out.risk if tgt is None else out.logits.gather(1, tgt.view(-1, 1))[:, 0]
 
 
 def _ig_inputs(model, X: dict, mask, baseline: dict | None):
@@ -135,17 +152,38 @@ def integrated_gradients(model: nn.Module, X: dict, mask, target, baseline: dict
                          steps: int = 50) -> dict[str, np.ndarray]:
     """Integrated gradients by hand (midpoint Riemann sum); chapter 11.
 
-    ``IG_i = (x_i - x'_i) * mean_k dF_c(x' + a_k (x - x')) / dx_i`` with ``a_k = (k + 1/2)/steps``,
-    ``F_c`` the logit of class ``target`` (an int or one class per patient), ``x'`` the
-    ``baseline`` (zeros by default: the embeddings are standardised, so zero is the average
-    patient). Returns ``{modality: (n, d) attributions}``. Completeness: their sum over all
-    inputs is ``F_c(x) - F_c(x')`` up to the Riemann error.
+    ``IG_i = (x_i - x'_i) * mean_k dF(x' + a_k (x - x')) / dx_i`` with ``a_k = (k + 1/2)/steps``,
+    ``x'`` the ``baseline`` (zeros by default: the embeddings are standardised, so zero is the
+    average patient), and ``F`` the output explained: the logit of class ``target``, or with
+    ``target="risk"`` the risk head's output (the log-hazard of the Cox head, chapter 9), which
+    says what pushed a patient's risk up or down. Completeness: the attributions sum over all
+    inputs to ``F(x) - F(x')`` up to the Riemann error.
+
+    Parameters
+    ----------
+    model : MultimodalModel
+        A fused model (:mod:`oncolab.fusion`).
+    X : dict
+        ``{modality: (n, d) array}``, the model's inputs.
+    mask : array (n, M)
+        Presence of each modality.
+    target : int, array of int, or "risk"
+        A class for every patient, one class per patient, or the risk output.
+    baseline : dict, optional
+        ``{modality: array}`` broadcast to the inputs' shapes (default zeros).
+    steps : int
+        Riemann steps.
+
+    Returns
+    -------
+    dict
+        ``{modality: (n, d) attributions}``.
     """
     if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1:
         raise ValueError(f"steps must be a positive integer, got {steps!r}")
     xt, mt, base, order = _ig_inputs(model, X, mask, baseline)
     n = len(mt)
-    tgt = torch.as_tensor(np.broadcast_to(np.asarray(target), (n,)).copy(), dtype=torch.long)
+    tgt = _target(target, n)
     was = model.training
     model.eval()
     grads = {m: torch.zeros_like(xt[m]) for m in order}
@@ -154,8 +192,7 @@ def integrated_gradients(model: nn.Module, X: dict, mask, target, baseline: dict
             for k in range(steps):
                 a = (k + 0.5) / steps
                 pts = {m: (base[m] + a * (xt[m] - base[m])).requires_grad_(True) for m in order}
-                logits = model(pts, mt).logits
-                out = logits.gather(1, tgt.view(-1, 1)).sum()
+                out = _explained(model(pts, mt), tgt).sum()
                 g = torch.autograd.grad(out, [pts[m] for m in order])
                 for m, gm in zip(order, g):
                     grads[m] += gm
@@ -166,16 +203,29 @@ def integrated_gradients(model: nn.Module, X: dict, mask, target, baseline: dict
 
 def integrated_gradients_captum(model: nn.Module, X: dict, mask, target, baseline: dict | None = None,
                                 steps: int = 50, method: str = "riemann_middle") -> dict[str, np.ndarray]:
-    """The same attributions through ``captum.attr.IntegratedGradients``; chapter 11."""
+    """The same attributions through ``captum.attr.IntegratedGradients``; chapter 11.
+
+    Parameters
+    ----------
+    model, X, mask, target, baseline, steps
+        As in :func:`integrated_gradients` (``target="risk"`` explains the risk output).
+    method : str
+        captum's integration rule (``"riemann_middle"`` is the midpoint rule of ours).
+
+    Returns
+    -------
+    dict
+        ``{modality: (n, d) attributions}``.
+    """
     from captum.attr import IntegratedGradients
 
     xt, mt, base, order = _ig_inputs(model, X, mask, baseline)
     n = len(mt)
-    tgt = torch.as_tensor(np.broadcast_to(np.asarray(target), (n,)).copy(), dtype=torch.long)
+    tgt = _target(target, n)
     was = model.training
     model.eval()
     try:
-        ig = IntegratedGradients(_TupleForward(model, order))
+        ig = IntegratedGradients(_TupleForward(model, order, risk=tgt is None))
         attr = ig.attribute(tuple(xt[m] for m in order), baselines=tuple(base[m] for m in order),
                             target=tgt, additional_forward_args=(mt,), n_steps=int(steps), method=method)
     finally:

@@ -1,4 +1,4 @@
-"""The six fusion strategies as ``nn.Module`` s, modality dropout, and the two heads.
+"""The seven fusion strategies as ``nn.Module`` s, modality dropout, and the two heads.
 
 Taught in chapter 10 ("Fusion strategies").
 
@@ -20,6 +20,15 @@ bilinear       Kronecker product of ``[h_m, 1]`` over modalities (Pathomic Fusio
 crossattn      a transformer over modality tokens plus a [CLS] token; absent modalities are
                masked out of attention (``key_padding_mask``); the CLS token's attention to each
                modality (averaged over heads) is returned
+hybrid         early fusion inside the structured group, late fusion across groups (MEDFUSION's
+               hybrid): the modalities named ``late`` (by default the images, radiograph and
+               pathology) each get a head of their own; the others (tables, findings from
+               text) are fused early: their projected embeddings, zeroed where absent, and
+               their presence bits are concatenated into one head (a hidden layer, then the
+               outputs). The prediction is the mean over the *members* present: each late
+               modality the patient has, and the early group when the patient has any of its
+               modalities. With no late modality it is early fusion with its own head; with
+               no early one, late fusion
 =============  ================================================================================
 """
 
@@ -31,11 +40,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-__all__ = ["FUSIONS", "AttentionFusion", "BilinearFusion", "CrossAttentionFusion", "EarlyFusion",
-           "FusionOutput", "GatedFusion", "LateFusion", "MultimodalModel", "OrdinalHead", "make_fusion",
-           "modality_dropout"]
+__all__ = ["FUSIONS", "IMAGE_MODALITIES", "AttentionFusion", "BilinearFusion", "CrossAttentionFusion",
+           "EarlyFusion", "FusionOutput", "GatedFusion", "HybridFusion", "LateFusion", "MultimodalModel",
+           "OrdinalHead", "make_fusion", "modality_dropout"]
 
 NEG = -1e9
+#: the modalities :class:`HybridFusion` gives heads of their own unless told otherwise
+IMAGE_MODALITIES: tuple[str, ...] = ("radiograph", "pathology")
 
 
 @dataclass
@@ -206,19 +217,95 @@ class CrossAttentionFusion(_Base):
         return tok[:, 0], attn
 
 
+class HybridFusion(_Base):
+    """Early fusion of the structured modalities, late fusion with each of the ``late`` ones.
+
+    Taught in chapter 10 (the module docstring gives the definition). Each member (the early
+    group, each late modality) outputs ``n_out`` numbers (the class logits and the risk);
+    they are averaged over the members a patient has, as :class:`LateFusion` averages its
+    heads. A member whose modalities are all absent has no say, and an absent modality of
+    the early group reaches its head neither as values (zeroed) nor as a presence bit of 1.
+
+    Parameters
+    ----------
+    dims : dict of str to int
+        Embedding size of each modality, in the model's modality order.
+    hidden : int
+        Width of the projections and of the early group's hidden layer.
+    dropout : float
+        Dropout after each projection and in the early head.
+    n_out : int
+        Outputs of each member: the number of classes plus one (the risk).
+    late : sequence of str
+        The modalities with a head of their own (those of ``dims`` among them); the rest are
+        fused early.
+    """
+
+    outputs_predictions = True
+
+    def __init__(self, dims, hidden=32, dropout=0.1, n_out: int = 4, late: Sequence[str] = IMAGE_MODALITIES):
+        super().__init__(dims, hidden, dropout)
+        if isinstance(late, str):
+            raise TypeError(f"late must be a sequence of modality names, not one string ({late!r})")
+        self.late = tuple(m for m in self.modalities if m in set(late))
+        self.early = tuple(m for m in self.modalities if m not in set(late))
+        self.heads = nn.ModuleDict({m: nn.Linear(hidden, n_out) for m in self.late})
+        k = len(self.early)
+        self.early_head = (nn.Sequential(nn.Linear(hidden * k + k, hidden), nn.GELU(), nn.Dropout(dropout),
+                                         nn.Linear(hidden, n_out)) if k else None)
+        self.out_dim = n_out
+
+    def forward(self, x, mask):
+        h = self.project(x, mask)
+        index = {m: j for j, m in enumerate(self.modalities)}
+        preds, present = [], []
+        if self.early:
+            cols = [index[m] for m in self.early]
+            m_early = mask[:, cols]
+            z = torch.cat([(h[:, cols] * m_early[..., None]).flatten(1), m_early.float()], 1)
+            preds.append(self.early_head(z))
+            present.append(m_early.any(1))
+        for m in self.late:
+            preds.append(self.heads[m](h[:, index[m]]))
+            present.append(mask[:, index[m]])
+        preds, present = torch.stack(preds, 1), torch.stack(present, 1).float()
+        w = present / present.sum(1, keepdim=True)
+        return (w[..., None] * preds).sum(1), None
+
+
 FUSIONS = {"early": EarlyFusion, "late": LateFusion, "gated": GatedFusion, "attention": AttentionFusion,
-           "bilinear": BilinearFusion, "crossattn": CrossAttentionFusion}
+           "bilinear": BilinearFusion, "crossattn": CrossAttentionFusion, "hybrid": HybridFusion}
 
 
 def make_fusion(name: str, dims: dict[str, int], seed: int = 0, n_classes: int = 3,
                 head: str = "softmax", **kwargs) -> MultimodalModel:
     """A :class:`MultimodalModel` with the fusion ``name`` (one of :data:`FUSIONS`).
 
-    The initial weights depend on ``seed`` only (the global random state is left as it was).
+    Taught in chapter 10. The initial weights depend on ``seed`` only (the global random
+    state is left as it was).
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`FUSIONS`.
+    dims : dict of str to int
+        Embedding size of each modality, in the model's modality order.
+    seed : int
+        Seeds the initial weights.
+    n_classes : int
+        Number of diagnosis classes.
+    head : {"softmax", "ordinal"}
+        The diagnosis head (unused by the fusions whose members predict: late, hybrid).
+    **kwargs
+        Settings of the fusion class (``hidden``, ``dropout``; ``late`` for hybrid, ...).
+
+    Returns
+    -------
+    MultimodalModel
     """
     if name not in FUSIONS:
         raise ValueError(f"unknown fusion {name!r}; expected one of {list(FUSIONS)}")
-    if name == "late":
+    if FUSIONS[name].outputs_predictions:
         kwargs.setdefault("n_out", n_classes + 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
@@ -251,7 +338,7 @@ class MultimodalModel(nn.Module):
     """Fusion followed by a diagnosis head and a risk head (Cox log-hazard).
 
     ``head="softmax"`` gives ``n_classes`` free logits, ``"ordinal"`` an :class:`OrdinalHead`.
-    For late fusion the per-modality heads already produce the logits and the risk.
+    For late and hybrid fusion the members' heads already produce the logits and the risk.
     """
 
     def __init__(self, fusion: nn.Module, n_classes: int = 3, head: str = "softmax"):
@@ -263,7 +350,8 @@ class MultimodalModel(nn.Module):
         self.head = head
         if getattr(fusion, "outputs_predictions", False):
             if fusion.out_dim != n_classes + 1:
-                raise ValueError(f"late fusion must output {n_classes + 1} numbers, has {fusion.out_dim}")
+                raise ValueError(f"{type(fusion).__name__} must output {n_classes + 1} numbers, has "
+                                 f"{fusion.out_dim}")
             self.diagnosis = self.risk = None
         else:
             self.diagnosis = (OrdinalHead(fusion.out_dim, n_classes) if head == "ordinal"

@@ -50,7 +50,8 @@ def choices(name: str) -> tuple[str, ...]:
     if name.endswith("_encoder") and name[: -len("_encoder")] in STAGES:
         return tuple(STAGES[name[: -len("_encoder")]])
     fixed = {"detector": tuple(DETECTORS), "fusion": _fusions(), "head": ("ordinal", "softmax"),
-             "task": ("multitask", "diagnosis", "survival")}
+             "task": ("multitask", "diagnosis", "survival"), "stage_output": ("logp", "features"),
+             "tile_pooling": ("mean", "attention"), "lab_narration": ("all", "abnormal")}
     return fixed.get(name, ())
 
 
@@ -71,22 +72,42 @@ class SystemConfig:
     naming the setting, the value and what is allowed.
     """
 
-    modalities: tuple[str, ...] = _setting(tuple(MODALITIES), "modalities the system reads")
+    modalities: tuple[str, ...] = _setting(tuple(MODALITIES), "modalities the system reads (default: the bone-tumour "
+                                           "cohort's; any modality with registered stages may be named)")
     detector: str = _setting("finder", "lesion box of the radiograph stages: finder (hand-made), yolo, or "
                              "annotated (reads the annotated box at prediction: a label)", stage=True)
     radiograph_encoder: str = _setting("measurements", "radiograph stage", stage=True)
     pathology_encoder: str = _setting("measurements", "pathology stage", stage=True)
+    mri_encoder: str = _setting("cnn3d", "MRI stage (the prostate cohort)", stage=True)
     labs_encoder: str = _setting("numeric", "lab panel stage (numbers, or the narrative as text)", stage=True)
     genes_encoder: str = _setting("pca", "gene-expression stage", stage=True)
     clinical_encoder: str = _setting("onehot", "clinical stage", stage=True)
+    symptoms_encoder: str = _setting("findings", "symptom-note stage: findings (negation handled) or tfidf",
+                                     stage=True)
     crop_window: float = _setting(0.5, "CNN window side as a fraction of the radiograph side", 0.0, 1.0, True,
                                   open_low=True)
     crop_size: int = _setting(64, "CNN input pixels", 8, stage=True)
-    cnn_epochs: int = _setting(15, "training epochs of each cross-fitted radiograph CNN", 1, stage=True)
+    cnn_epochs: int = _setting(15, "training epochs of each cross-fitted radiograph network (cnn or vit)", 1,
+                               stage=True)
     detector_epochs: int = _setting(12, "YOLO training epochs", 1, stage=True)
     detector_imgsz: int = _setting(96, "YOLO image size (a multiple of 32)", 32, stage=True)
     mil_epochs: int = _setting(40, "training epochs of each cross-fitted attention-MIL model", 1, stage=True)
     tile_size: int = _setting(64, "pathology tile side in pixels", 8, stage=True)
+    max_tiles: int = _setting(16, "tissue tiles per slide region read by the deep tile stages (drawn at random "
+                              "beyond that)", 1, stage=True)
+    tile_pixels: int = _setting(32, "side the deep tile stages shrink each tile to (must divide tile_size)", 8,
+                                stage=True)
+    tile_epochs: int = _setting(6, "training epochs of each cross-fitted tile encoder (resnet_tiles, vit_tiles)", 1,
+                                stage=True)
+    tile_pooling: str = _setting("mean", "how the tile stages pool a patient's tiles: mean, or attention "
+                                 "(attention-MIL on the tile embeddings)", stage=True)
+    stage_output: str = _setting("logp", "what the deep image stages hand the fusion: class log-probabilities "
+                                 "(logp) or penultimate-layer features reduced by PCA (features)", stage=True)
+    feature_components: int = _setting(8, "PCA components of stage_output=features", 1, stage=True)
+    pretrained: bool = _setting(False, "start the deep image stages from ImageNet weights (timm; needs the "
+                                "model hub) instead of training small networks from scratch", stage=True)
+    lab_narration: str = _setting("all", "which lab values the narrative of the text lab stages names: all, or "
+                                  "only the abnormal ones", stage=True)
     text_components: int = _setting(16, "PCA components of the lab-text embedding", 1, stage=True)
     bert_epochs: int = _setting(10, "masked-language-model pretraining epochs of labs_encoder=bert", 1, stage=True)
     folds: int = _setting(3, "cross-fitting folds of the supervised stages", 2, stage=True)
@@ -110,9 +131,9 @@ class SystemConfig:
 
     def __post_init__(self):
         mods = self.modalities
-        if isinstance(mods, str) or not mods or any(m not in MODALITIES for m in mods):
-            raise ValueError(f"modalities must be a non-empty list drawn from {list(MODALITIES)}, got {mods!r}")
-        object.__setattr__(self, "modalities", tuple(m for m in MODALITIES if m in mods))
+        if isinstance(mods, str) or not mods or any(m not in STAGES for m in mods):
+            raise ValueError(f"modalities must be a non-empty list drawn from {list(STAGES)}, got {mods!r}")
+        object.__setattr__(self, "modalities", tuple(m for m in STAGES if m in mods))
         for f in fields(self):
             v = getattr(self, f.name)
             allowed = choices(f.name)
@@ -130,6 +151,9 @@ class SystemConfig:
                 raise ValueError(f"{f.name} must be True or False, got {v!r}")
         if self.detector_imgsz % 32:
             raise ValueError(f"detector_imgsz must be a multiple of 32 (YOLO's stride), got {self.detector_imgsz}")
+        if self.tile_size % self.tile_pixels:
+            raise ValueError(f"tile_pixels ({self.tile_pixels}) must divide tile_size ({self.tile_size}): tiles are "
+                             "shrunk by an integer factor")
 
     # -- conversions ---------------------------------------------------------------------
     @classmethod
@@ -191,6 +215,17 @@ def _parse(f):
     return parse
 
 
+def _parse_bool(name: str):
+    def parse(text: str) -> bool:
+        low = text.strip().lower()
+        if low in ("true", "yes", "1"):
+            return True
+        if low in ("false", "no", "0"):
+            return False
+        raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')}: expected true or false, got {text!r}")
+    return parse
+
+
 def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("progress",)) -> None:
     """Add one ``--option`` per :class:`SystemConfig` field to ``parser`` (default: unset).
 
@@ -213,6 +248,8 @@ def add_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ("pro
                                help=help_text + "; comma-separated")
         elif allowed:
             group.add_argument(opt, default=None, choices=list(allowed), help=help_text)
+        elif f.type == "bool":
+            group.add_argument(opt, default=None, type=_parse_bool(f.name), help=help_text + "; true or false")
         else:
             group.add_argument(opt, default=None, type=_parse(f), help=help_text)
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..data import DIAGNOSES, MODALITIES, Cohort, Patient, train_val_test_split
+from ..data import DIAGNOSES, MODALITIES, OPTIONAL_MODALITIES, Cohort, Patient, train_val_test_split
 from .config import FORMAT_VERSION, SystemConfig
 from .stages import Inputs, Stage, Targets, stage_class
 
@@ -206,9 +206,12 @@ def cohort_from_patient(patient: Patient, classes: list[str] | None = None) -> C
     if patient.clinical:
         tables["clinical"] = pd.DataFrame([patient.clinical], index=pid)
         mods.append("clinical")
+    if getattr(patient, "symptoms", None):
+        tables["symptoms"] = pd.DataFrame({"note": [patient.symptoms]}, index=pid)
+        mods.append("symptoms")
     if patient.box is not None:
         tables["boxes"] = pd.DataFrame([patient.box], columns=["x0", "y0", "x1", "y1"], index=pid)
-    mods = [m for m in MODALITIES if m in mods]
+    mods = [m for m in MODALITIES + OPTIONAL_MODALITIES if m in mods]
     tables["presence"] = pd.DataFrame({m: [bool(patient.presence.get(m, True))] for m in mods}, index=pid)
     meta = {"source": "patient", "modalities": mods, **({"classes": list(classes)} if classes else {})}
     return Cohort(tables, images=_PatientImages(patient), meta=meta)
@@ -358,7 +361,10 @@ class OncoLabSystem:
         else:
             boxes = (cohort.boxes[["x0", "y0", "x1", "y1"]].to_numpy(float)
                      if "boxes" in cohort.tables and "radiograph" in self.modalities_ else None)
-            targets = Targets(y, self.classes_, boxes)
+            has_surv = self.task_ != "diagnosis"
+            targets = Targets(y, self.classes_, boxes,
+                              cohort.labels["time"].to_numpy(float) if has_surv else None,
+                              cohort.labels["event"].to_numpy(bool) if has_surv else None)
             self.stages = {}
             for m in self.modalities_:
                 rows = np.flatnonzero(inputs.presence[m].to_numpy())
@@ -366,13 +372,18 @@ class OncoLabSystem:
                     raise ValueError(f"modality {m!r} is present in fewer than 2 training patients; "
                                      "cannot fit its stage")
                 stage = stage_class(m, cfg.stage_name(m)).from_config(cfg)
-                if stage.supervised and not has_dx:
+                if stage.target == "diagnosis" and not has_dx:
                     raise ValueError(f"the {m} stage {cfg.stage_name(m)!r} learns from the diagnosis, which this "
                                      "cohort lacks; choose a stage that does not (e.g. 'measurements')")
+                if stage.target == "survival" and not has_surv:
+                    raise ValueError(f"the {m} stage {cfg.stage_name(m)!r} learns from survival, which this "
+                                     "cohort lacks (no 'time' and 'event'); choose another stage")
                 fitted[m] = stage.fit_transform(inputs.raw[m], rows, targets)
                 self.stages[m] = stage
         notes = list(inputs.notes)
         X, mask = self._embed(inputs, fitted, notes)
+        alone = ~mask.any(1)   # a patient with none of the modalities teaches the fusion nothing
+        tr, va = tr[~alone[tr]], va[~alone[va]]
         self.fit_ids_ = cohort.ids
         self.fit_outputs_ = {m: X[m] for m in self.modalities_}
         self.dims_ = {m: int(X[m].shape[1]) for m in self.modalities_}
@@ -452,7 +463,8 @@ class OncoLabSystem:
             raise ValueError(f"missing_modalities must be 'error' or 'mask', got {missing_modalities!r}")
         cohort = self._check_cohort(cohort_from_patient(data, self.classes_) if isinstance(data, Patient) else data)
         inputs = inputs if inputs is not None else self.read(cohort, on_bad_image)
-        lacking = [m for m in self.modalities_ if m not in inputs.raw]
+        # a modality the cohort lacks altogether (not one that only these patients lack, e.g. one patient's MRI)
+        lacking = [m for m in self.modalities_ if m not in inputs.raw and m not in cohort.modalities]
         if lacking and missing_modalities == "error" and not isinstance(data, Patient):
             raise ValueError(f"this cohort has no {lacking} data, but the model was fitted with {self.modalities_}; "
                              "pass missing_modalities='mask' to predict without them")

@@ -1,7 +1,9 @@
-"""Text: lab panels -> flags -> narratives; WordPiece; a tiny BERT; BioBERT; baselines.
+"""Text: lab panels -> flags -> narratives; WordPiece; a tiny BERT; BioBERT; baselines; symptom findings.
 
 Taught in chapter 6 ("From blood tests to sentences"). The biomarkers and the flag rule live
-in :mod:`oncolab.data.labs`; this subpackage turns them into text and vectors.
+in :mod:`oncolab.data.labs`; this subpackage turns them into text and vectors, and reads
+structured findings out of free-text symptom notes with negation handled
+(:mod:`oncolab.text.symptoms`).
 :func:`lab_text_embeddings` gives one vector per patient of a cohort. The panel's numbers, as
 numbers, are featurised by :class:`oncolab.features.LabFeatures`.
 """
@@ -41,6 +43,17 @@ from .panel import (
     is_missing,
     to_canonical,
 )
+from .symptoms import (
+    FINDING_TERMS,
+    FINDINGS,
+    STATUSES,
+    TRIGGERS,
+    FindingExtractor,
+    Mention,
+    extract_findings,
+    find_mentions,
+    finding_status,
+)
 from .tokenizer import (
     SPECIAL_TOKENS,
     learn_wordpiece,
@@ -51,9 +64,11 @@ from .tokenizer import (
 )
 
 __all__ = [
-    "BIOBERT", "DEFAULT_LLM", "SPECIAL_TOKENS", "BioBertEncoder", "LLMNarrator", "LabResult",
+    "BIOBERT", "DEFAULT_LLM", "FINDINGS", "FINDING_TERMS", "SPECIAL_TOKENS", "STATUSES", "TRIGGERS",
+    "BioBertEncoder", "FindingExtractor", "LLMNarrator", "LabResult", "Mention",
     "TextEncoder", "TfidfEncoder", "TinyBertEncoder", "check_panel",
-    "embed_texts", "embedding_model", "evaluate_mlm", "flag_panel", "flag_table", "format_value",
+    "embed_texts", "embedding_model", "evaluate_mlm", "extract_findings", "find_mentions", "finding_status",
+    "flag_panel", "flag_table", "format_value",
     "is_missing", "lab_text_embeddings", "learn_wordpiece", "mask_tokens",
     "mlm_loss", "narrate", "narrate_cohort", "narrate_results", "numeric_panel_model",
     "patient_seed", "pre_tokenize", "pretrain_mlm", "tfidf_model", "tiny_bert", "tiny_bert_config",

@@ -9,7 +9,10 @@ The template narrator (:func:`narrate`) is deterministic for a seed. Its rules:
 3. normal results follow with their values and units;
 4. biomarkers that were not measured are named as "not measured", never given a value;
 5. a panel where nothing was measured says exactly that;
-6. wording (the opening, the sentence pattern, synonyms such as "raised" for "high") is
+6. with ``narration="abnormal"`` only the abnormal results are written (rules 3 and 4 are
+   skipped; a panel without one says that every measured value is within range), as a
+   report that narrates the abnormal markers only does;
+7. wording (the opening, the sentence pattern, synonyms such as "raised" for "high") is
    drawn from ``numpy.random.default_rng(seed)``: same seed, same text.
 
 The LLM narrator (:class:`LLMNarrator`) asks a transformers text-generation pipeline to
@@ -31,10 +34,13 @@ from oncolab.data.labs import biomarker
 
 from .panel import LabResult, flag_panel, is_missing
 
-__all__ = ["DEFAULT_LLM", "LLMNarrator", "narrate", "narrate_cohort", "narrate_results",
+__all__ = ["DEFAULT_LLM", "NARRATIONS", "LLMNarrator", "narrate", "narrate_cohort", "narrate_results",
            "patient_seed"]
 
 DEFAULT_LLM = "Qwen/Qwen2.5-0.5B-Instruct"
+
+NARRATIONS = ("all", "abnormal")
+"""Which results a narrative names: every one, or only those outside their reference range."""
 
 _OPENINGS = (
     "Laboratory panel for a {who}.",
@@ -88,9 +94,32 @@ def _cap(s: str) -> str:
     return s[:1].upper() + s[1:]
 
 
+def _check_narration(narration: str) -> str:
+    if narration not in NARRATIONS:
+        raise ValueError(f"narration must be one of {list(NARRATIONS)}, got {narration!r}")
+    return narration
+
+
 def narrate_results(results: Sequence[LabResult], sex: str | None = None, age: float | None = None,
-                    seed: int | np.random.SeedSequence = 0) -> str:
-    """The template narrative for already-flagged results (see the module docstring)."""
+                    seed: int | np.random.SeedSequence = 0, narration: str = "all") -> str:
+    """The template narrative for already-flagged results (see the module docstring).
+
+    Parameters
+    ----------
+    results : sequence of LabResult
+        The flagged panel (:func:`oncolab.text.flag_panel`).
+    sex, age : optional
+        Named in the opening sentence when given.
+    seed : int or SeedSequence
+        Seeds the wording.
+    narration : {"all", "abnormal"}
+        Every result, or only the abnormal ones (rule 6).
+
+    Returns
+    -------
+    str
+    """
+    _check_narration(narration)
     rng = np.random.default_rng(seed)
     pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
     sex = None if is_missing(sex) else sex
@@ -113,6 +142,8 @@ def narrate_results(results: Sequence[LabResult], sex: str | None = None, age: f
                                             value=r.value_text, unit=r.unit, range=r.range_text))
     if not abnormal:
         parts.append(pick(_NONE_ABNORMAL))
+    if narration == "abnormal":
+        return " ".join(parts)
     normal = [r for r in measured if not r.abnormal]
     if normal:
         items = [f"{_short(r.name)} {r.value_text} {r.unit}" for r in normal]
@@ -127,32 +158,34 @@ def narrate_results(results: Sequence[LabResult], sex: str | None = None, age: f
 
 
 def narrate(panel: Mapping[str, Any] | pd.Series, sex: str | None = None, age: float | None = None,
-            seed: int | np.random.SeedSequence = 0) -> str:
+            seed: int | np.random.SeedSequence = 0, narration: str = "all") -> str:
     """A patient's panel as clinical prose, deterministic for ``seed``.
 
     ``panel`` is what :func:`oncolab.text.panel.check_panel` accepts (numbers in the panel's
     units, ``(number, unit)`` pairs, NaN/None for missing). Bad input raises there: unknown
-    biomarkers, unknown units, negative or implausible values.
+    biomarkers, unknown units, negative or implausible values. ``narration="abnormal"`` names
+    only the results outside their reference range (:data:`NARRATIONS`).
 
     >>> narrate({"alp": 250, "calcium": (9.6, "mg/dL")}, sex="F", age=40, seed=0)[:60]
     'Blood tests of a 40-year-old woman. Alkaline phosphatase (AL'
     """
-    return narrate_results(flag_panel(panel, sex, age), sex, age, seed)
+    return narrate_results(flag_panel(panel, sex, age), sex, age, seed, narration)
 
 
-def narrate_cohort(cohort, seed: int = 0, by: str = "position") -> list[str]:
+def narrate_cohort(cohort, seed: int = 0, by: str = "position", narration: str = "all") -> list[str]:
     """One narrative per patient of a cohort (its ``labs`` and, when present, ``clinical``).
 
     With ``by="position"`` patient number ``i`` is narrated with :func:`patient_seed`
     ``(seed, i)``, so a patient's text does not depend on which other patients are in the
     list. With ``by="id"`` the seed comes from the patient's identifier instead (a CRC-32 of
     it), so that the same patient gets the same words in any cohort, even alone (the
-    complete system of chapter 12 narrates this way).
+    complete system of chapter 12 narrates this way). ``narration`` is :func:`narrate`'s.
     """
     import zlib
 
     if by not in ("position", "id"):
         raise ValueError(f"by must be 'position' or 'id', got {by!r}")
+    _check_narration(narration)
     labs = cohort.labs
     clinical = cohort.clinical if "clinical" in cohort.tables else None
     texts = []
@@ -161,7 +194,7 @@ def narrate_cohort(cohort, seed: int = 0, by: str = "position") -> list[str]:
         if clinical is not None:
             sex, age = clinical.at[pid, "sex"], clinical.at[pid, "age"]
         key = i if by == "position" else zlib.crc32(str(pid).encode())
-        texts.append(narrate(row, sex, age, seed=patient_seed(seed, key)))
+        texts.append(narrate(row, sex, age, seed=patient_seed(seed, key), narration=narration))
     return texts
 
 
@@ -230,7 +263,7 @@ class LLMNarrator:
 
     @staticmethod
     def prompt(results: Sequence[LabResult], sex: str | None, age: float | None) -> str:
-        """The instruction given to the model: the facts, and what to keep."""
+        """The instruction given to the model: the facts (``results``), and what to keep."""
         who = ", ".join(x for x in [f"sex {sex}" if sex else "", f"age {age:g}" if age is not None else ""] if x)
         return (
             "Rewrite these blood test results as two or three sentences of clinical prose"
@@ -241,26 +274,40 @@ class LLMNarrator:
         )
 
     def narrate(self, panel: Mapping[str, Any] | pd.Series, sex: str | None = None,
-                age: float | None = None, seed: int | np.random.SeedSequence = 0) -> str:
-        """The model's narrative, or the template narrative with a warning when it fails."""
+                age: float | None = None, seed: int | np.random.SeedSequence = 0, narration: str = "all") -> str:
+        """The model's narrative, or the template narrative with a warning when it fails.
+
+        Parameters
+        ----------
+        panel, sex, age, seed
+            As in :func:`narrate` (``seed`` words the template narrative of a fallback).
+        narration : {"all", "abnormal"}
+            Give the model every result, or only the abnormal ones.
+
+        Returns
+        -------
+        str
+        """
+        _check_narration(narration)
         sex = None if is_missing(sex) else sex
         age = None if is_missing(age) else float(age)
         results = flag_panel(panel, sex, age)
         gen = self._load()
         if gen is None:
             return self._fallback(results, sex, age, seed,
-                                  f"no text-generation model could be loaded ({self._load_error})")
-        text = str(gen(self.prompt(results, sex, age))).strip()
+                                  f"no text-generation model could be loaded ({self._load_error})", narration)
+        facts = results if narration == "all" else [r for r in results if r.abnormal]
+        text = str(gen(self.prompt(facts, sex, age))).strip()
         lost = [f"{r.value_text} {r.unit}" for r in results if r.abnormal
                 and f"{r.value_text} {r.unit}" not in text]
         if not text or lost:
             return self._fallback(results, sex, age, seed,
-                                  f"the model's text left out or changed {lost or 'everything'}")
+                                  f"the model's text left out or changed {lost or 'everything'}", narration)
         self.last_source, self.last_message = "llm", ""
         return text
 
-    def _fallback(self, results, sex, age, seed, why: str) -> str:
+    def _fallback(self, results, sex, age, seed, why: str, narration: str) -> str:
         self.last_source = "template"
         self.last_message = f"LLM narrator fell back to the template narrator: {why}."
         warnings.warn(self.last_message, stacklevel=3)
-        return narrate_results(results, sex, age, seed)
+        return narrate_results(results, sex, age, seed, narration)

@@ -10,8 +10,10 @@ from .encoders import (
     ENCODERS,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    classifier_head,
     extract_features,
     fixed_input_size,
+    image_classifier,
     image_encoder,
     lesion_crops,
     predict_proba,
@@ -41,8 +43,8 @@ from .vit import (
 __all__ = [
     "ENCODERS", "IMAGENET_MEAN", "IMAGENET_STD", "VIT_CONFIGS", "Attention", "BasicBlock", "Block",
     "Bottleneck", "PatchEmbed", "ResNet", "SmallCNN", "VisionTransformer", "attention_rollout",
-    "conv2d_by_hand", "count_parameters", "extract_features", "fixed_input_size", "grad_cam",
-    "grad_cam_package", "heatmap_iou", "image_encoder", "lesion_crops", "load_timm_weights",
+    "classifier_head", "conv2d_by_hand", "count_parameters", "extract_features", "fixed_input_size", "grad_cam",
+    "grad_cam_package", "heatmap_iou", "image_classifier", "image_encoder", "lesion_crops", "load_timm_weights",
     "multi_head_attention", "overlay", "patchify", "pointing_game", "predict_proba",
     "to_model_input", "train_classifier",
 ]

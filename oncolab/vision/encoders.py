@@ -42,8 +42,8 @@ from ..training import fit
 from .resnet import ResNet, SmallCNN
 from .vit import VisionTransformer, load_timm_weights
 
-__all__ = ["ENCODERS", "IMAGENET_MEAN", "IMAGENET_STD", "extract_features", "fixed_input_size",
-           "image_encoder", "lesion_crops", "predict_proba", "to_model_input", "train_classifier"]
+__all__ = ["ENCODERS", "IMAGENET_MEAN", "IMAGENET_STD", "classifier_head", "extract_features", "fixed_input_size",
+           "image_classifier", "image_encoder", "lesion_crops", "predict_proba", "to_model_input", "train_classifier"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -131,6 +131,48 @@ def image_encoder(name: str, pretrained: bool = False, in_chans: int = 3, num_cl
                 load_timm_weights(model, ref)
             model.pretrained_cfg = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD}
     return model
+
+
+def image_classifier(family: str, pretrained: bool, in_chans: int, num_classes: int, size: int, seed: int):
+    """An image classifier of a family: the book's small network from scratch, or timm's with ImageNet weights.
+
+    Taught in chapters 2 and 4; the deep stages of the complete system (chapter 12) build their
+    fold models with it.
+
+    Parameters
+    ----------
+    family : {"resnet", "vit"}
+        Which network.
+    pretrained : bool
+        timm's ``resnet18`` / ``vit_tiny`` with ImageNet weights (needs the hub), else the
+        book's ``small_resnet`` / ``small_vit`` (its patches cut the image into an 8 x 8 grid)
+        from scratch.
+    in_chans, num_classes : int
+        Input channels and classes.
+    size : int
+        Input side in pixels (a ViT is built for one size: a multiple of 8, or of 16 when
+        pretrained).
+    seed : int
+        Seeds the initialisation.
+
+    Returns
+    -------
+    torch.nn.Module
+    """
+    if family == "resnet":
+        return image_encoder("resnet18" if pretrained else "small_resnet", pretrained=pretrained, in_chans=in_chans,
+                             num_classes=num_classes, seed=seed)
+    if family != "vit":
+        raise ValueError(f"family must be 'resnet' or 'vit', got {family!r}")
+    patch = 16 if pretrained else 8
+    if size % patch:
+        raise ValueError(f"a {'pretrained ' if pretrained else ''}ViT needs an input side that is a multiple of "
+                         f"{patch}, got {size}")
+    if pretrained:
+        return image_encoder("vit_tiny", pretrained=True, in_chans=in_chans, num_classes=num_classes, seed=seed,
+                             img_size=size)
+    return image_encoder("small_vit", in_chans=in_chans, num_classes=num_classes, seed=seed, img_size=size,
+                         patch_size=size // 8)
 
 
 def fixed_input_size(model: nn.Module) -> tuple[int, int] | None:
@@ -257,17 +299,64 @@ def _n_images(images) -> int:
     return int(images.shape[0])
 
 
+def classifier_head(model: nn.Module) -> nn.Module:
+    """The classification head of an image encoder (the last layer, mapping the embedding to logits).
+
+    Taught in chapter 2. timm models name it through ``get_classifier()``; the book's ResNet
+    and CNN call it ``fc``, its ViT ``head``. A model built with ``num_classes=0`` has an
+    identity there.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        An encoder from :func:`image_encoder` (or any timm model).
+
+    Returns
+    -------
+    torch.nn.Module
+        The head module.
+    """
+    if hasattr(model, "get_classifier"):
+        return model.get_classifier()
+    for name in ("fc", "head"):
+        head = getattr(model, name, None)
+        if isinstance(head, nn.Module):
+            return head
+    raise ValueError(f"cannot find the classification head of {type(model).__name__}: expected a timm model or one "
+                     "with an 'fc' or 'head' layer")
+
+
 @torch.no_grad()
 def extract_features(model: nn.Module, images, batch_size: int = 64, seed: int = 0,
                      progress: bool = True, device: str | None = None,
-                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> np.ndarray:
+                     mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                     pre_logits: bool = False) -> np.ndarray:
     """Images -> embeddings (N, D) float32 with ``model`` in eval mode, in batches; chapters 2, 4.
 
     Each batch is converted by :func:`to_model_input` (so a million crops never sit in memory
     as floats) and run under ``torch.no_grad()``. A model built with ``num_classes=0`` returns
-    its embedding; one with a head returns logits. ``seed`` fixes any randomness left in the
-    model (none in eval mode for the book's encoders): same seed, same bytes. ``progress``
-    shows a progress bar. The model's train/eval mode is restored afterwards.
+    its embedding; one with a head returns logits, or with ``pre_logits=True`` what enters its
+    head (:func:`classifier_head`): the embedding a trained classifier has learnt, its
+    penultimate layer. ``seed`` fixes any randomness left in the model (none in eval mode for
+    the book's encoders): same seed, same bytes. ``progress`` shows a progress bar. The model's
+    train/eval mode is restored afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The encoder.
+    images : array-like or torch.Tensor
+        Images, following :func:`to_model_input`'s rules.
+    batch_size, seed, progress, device, mean, std
+        Images per batch; seed; progress bar; where to run (default: where the model is);
+        normalisation (default: the model's ``pretrained_cfg``).
+    pre_logits : bool
+        Return the input of the classification head instead of the model's output.
+
+    Returns
+    -------
+    ndarray
+        ``(N, D)`` float32.
     """
     from tqdm import tqdm
 
@@ -278,13 +367,19 @@ def extract_features(model: nn.Module, images, batch_size: int = 64, seed: int =
     was_training = model.training
     model.eval()
     out = []
+    seen: list[torch.Tensor] = []
+    hook = (classifier_head(model).register_forward_hook(lambda m, inp, o: seen.append(inp[0].flatten(1)))
+            if pre_logits else None)
     try:
         with _seeded(seed):
             for a, b in tqdm(_batches(n, batch_size), disable=not progress, desc="features", unit="batch"):
                 x = to_model_input(images[a:b], model, mean=mean, std=std).to(dev)
-                out.append(model(x).float().cpu())
+                y = model(x)
+                out.append((seen.pop() if pre_logits else y).float().cpu())
     finally:
         model.train(was_training)
+        if hook is not None:
+            hook.remove()
     feats = torch.cat(out)
     if feats.ndim != 2:
         raise ValueError(f"the model returned outputs of shape {tuple(feats.shape[1:])} per image; "

@@ -17,7 +17,9 @@ prediction rests on. With ``gated=False`` the sigmoid gate is dropped (plain att
   ``(B, N, D)`` with a mask, and returns logits, bag embedding and attention weights;
 * :func:`pad_bags`: a list of bags of different sizes -> padded tensor and mask;
 * :func:`fit_mil` / :func:`predict_mil`: seeded training (the shared loop of
-  :func:`oncolab.training.fit`) and batched prediction.
+  :func:`oncolab.training.fit`) and batched prediction;
+* :class:`TileModel`: a tile image encoder with, optionally, attention-MIL pooling over its
+  tile embeddings (the deep tile stages of the complete system, chapter 12).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from torch import nn
 
 from ..training import fit, limit_threads
 
-__all__ = ["GatedAttentionMIL", "MILOutput", "fit_mil", "pad_bags", "predict_mil"]
+__all__ = ["GatedAttentionMIL", "MILOutput", "TileModel", "fit_mil", "pad_bags", "predict_mil"]
 
 
 class MILOutput(NamedTuple):
@@ -246,3 +248,29 @@ def _predict(model, bags, batch_size):
     if not probs:
         raise ValueError("expected at least one bag, got none")
     return np.concatenate(probs), atts
+
+
+class TileModel(nn.Module):
+    """A tile image encoder and, optionally, attention-MIL pooling over its tile embeddings.
+
+    The complete system's deep tile stages (chapter 12) train ``encoder`` on tiles labelled with
+    their slide's class, then ``pool`` (a :class:`GatedAttentionMIL`) on the encoder's tile
+    embeddings; with ``pool=None`` the tiles are averaged. Keeping both in one module keeps
+    their weights together (one ``state_dict``).
+
+    Parameters
+    ----------
+    encoder : torch.nn.Module
+        An image classifier (e.g. from :func:`oncolab.vision.image_encoder`).
+    pool : GatedAttentionMIL or None
+        The pooling over a slide's tile embeddings.
+    """
+
+    def __init__(self, encoder: nn.Module, pool: GatedAttentionMIL | None = None):
+        super().__init__()
+        self.encoder = encoder
+        self.pool = pool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's tile logits for a batch of tiles (pooling is applied per slide, outside)."""
+        return self.encoder(x)

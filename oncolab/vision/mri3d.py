@@ -4,7 +4,9 @@ Taught in chapter 14 ("Whole slides at several scales, and MRI"), building on th
 chapter 2 (:mod:`oncolab.vision.resnet`).
 
 A prostate MRI study is a stack of 3D volumes (T2-weighted, ADC from diffusion, DCE after
-contrast) on the same grid: one input of shape ``(sequences, depth, height, width)``. A 3D
+contrast), acquired on different voxel grids and resampled onto one
+(:func:`oncolab.data.prostate.resample_volume`): one input of shape ``(sequences, depth,
+height, width)``. A 3D
 convolution slides a ``(k_d, k_h, k_w)`` kernel through all three spatial axes at once, so a
 lesion is seen as a volume, not a pile of slices. :func:`conv3d_by_hand` writes it as a sum
 of shifted copies of the input (checked against ``torch.nn.functional.conv3d``);

@@ -17,12 +17,17 @@ transformer per scale and merges them for survival. This module has
   blob-filter responses at three widths): the stand-in for a pathology foundation model;
 * :func:`cross_attention`: scaled dot-product cross-attention by hand (checked against
   ``torch.nn.MultiheadAttention``);
-* :class:`CrossFusionSurv`: the multi-scale model with a discrete-time survival head;
-  the single-scale baseline is :class:`oncolab.vision.mil.GatedAttentionMIL` with one logit per
-  time bin;
+* :class:`CrossFusionSurv`: the multi-scale model with a discrete-time survival head, its
+  scales merged by cross-attention; :class:`ConvFusionSurv`: the same scales merged by
+  convolution (the paper's "convolutional fusion processor": a learned weighting of the
+  scales, then convolutions over the grid of regions); the single-scale baseline is
+  :class:`oncolab.vision.mil.GatedAttentionMIL` with one logit per time bin;
 * :func:`fit_bag_survival`, :func:`predict_bag_survival`, :func:`survival_at`: discrete-time
   training (loss :func:`oncolab.survival.logistic_hazard_nll`, time bins from
-  :func:`oncolab.survival.time_bins`) and survival curves.
+  :func:`oncolab.survival.time_bins`) and survival curves;
+* :func:`region_bag`, :func:`tile_attention`, :func:`tile_risks`, :func:`region_map` and
+  :func:`draw_region_map`: where on a slide a trained model looks (attention per region) and
+  what it would predict from each region alone (risk per region), drawn on the pyramid.
 """
 
 from __future__ import annotations
@@ -37,21 +42,28 @@ from torch import nn
 
 from ..survival.binning import bin_index
 from ..survival.losses import logistic_hazard_nll
-from ..training import fit
+from ..training import fit, limit_threads
 from .mil import GatedAttentionMIL
 
 __all__ = [
+    "ConvFusionSurv",
     "CrossFusionSurv",
     "GatedAttentionMIL",
     "aligned_tiles",
     "cross_attention",
+    "draw_region_map",
     "fit_bag_survival",
     "iter_aligned_tiles",
     "predict_bag_survival",
+    "region_bag",
+    "region_centers",
+    "region_map",
     "sample_locations",
     "slide_bag",
     "stain_blob_features",
     "survival_at",
+    "tile_attention",
+    "tile_risks",
 ]
 
 
@@ -126,19 +138,42 @@ def aligned_tiles(slide, centers: np.ndarray, levels: Sequence[int] = (2, 1, 0),
     return out
 
 
-def iter_aligned_tiles(slide, levels: Sequence[int] = (2, 1, 0), tile: int = 32):
-    """Every region of the slide, in raster order, as ``(centre, tiles (len(levels), T, T, 3))``.
+def region_centers(slide, levels: Sequence[int] = (2, 1, 0), tile: int = 32) -> np.ndarray:
+    """The centres of every region of the slide, in raster order: level-0 (x, y), int (n, 2).
 
-    The regions are the cells of the widest tile's footprint; each is read when the loop
-    asks for it and dropped after, so tiling a whole slide at several scales never holds
-    more than one region in memory (chapter 15 measures it).
+    The regions are the cells of the widest tile's footprint (``tile`` times the largest
+    downsample of ``levels``), as in :func:`sample_locations`. Taught in chapter 14.
+
+    Parameters
+    ----------
+    slide :
+        An object with OpenSlide's ``dimensions``, ``level_count`` and ``level_downsamples``.
+    levels : sequence of int
+        Pyramid levels the regions are read at.
+    tile : int
+        Tile side in pixels at every level.
+
+    Returns
+    -------
+    numpy.ndarray of int, shape (n, 2)
+        The centres, row after row.
     """
     W, H = slide.dimensions
     footprint = int(tile * max(_level_downsample(slide, lv) for lv in levels))
-    for y in range(footprint // 2, H - footprint // 2 + 1, footprint):
-        for x in range(footprint // 2, W - footprint // 2 + 1, footprint):
-            centre = np.array([[x, y]])
-            yield (x, y), aligned_tiles(slide, centre, levels, tile)[0]
+    ys = range(footprint // 2, H - footprint // 2 + 1, footprint)
+    xs = range(footprint // 2, W - footprint // 2 + 1, footprint)
+    return np.array([(x, y) for y in ys for x in xs], int).reshape(-1, 2)
+
+
+def iter_aligned_tiles(slide, levels: Sequence[int] = (2, 1, 0), tile: int = 32):
+    """Every region of the slide, in raster order, as ``(centre, tiles (len(levels), T, T, 3))``.
+
+    The regions are those of :func:`region_centers`; each is read when the loop asks for it
+    and dropped after, so tiling a whole slide at several scales never holds more than one
+    region in memory (chapter 15 measures it).
+    """
+    for x, y in region_centers(slide, levels, tile):
+        yield (int(x), int(y)), aligned_tiles(slide, np.array([[x, y]]), levels, tile)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,6 +256,29 @@ def slide_bag(slide, n_tiles: int = 16, levels: Sequence[int] = (2, 1, 0), tile:
     """
     footprint = int(tile * max(_level_downsample(slide, lv) for lv in levels))
     centers = sample_locations(slide, n_tiles, footprint, seed)
+    return region_bag(slide, centers, levels, tile)
+
+
+def region_bag(slide, centers: np.ndarray, levels: Sequence[int] = (2, 1, 0), tile: int = 32) -> np.ndarray:
+    """The multi-scale bag of :func:`stain_blob_features` of given regions of a slide; chapter 14.
+
+    Parameters
+    ----------
+    slide :
+        An object with OpenSlide's ``read_region``, ``level_count`` and ``level_downsamples``.
+    centers : numpy.ndarray, shape (n, 2)
+        Level-0 (x, y) centres of the regions (e.g. every region of :func:`iter_aligned_tiles`,
+        to map a whole slide).
+    levels : sequence of int
+        Pyramid levels, from low to high magnification.
+    tile : int
+        Tile side in pixels at every level.
+
+    Returns
+    -------
+    numpy.ndarray of float32, shape (len(levels), n, 18)
+        One row of features per region at each scale.
+    """
     tiles = aligned_tiles(slide, centers, levels, tile)  # (n, S, T, T, 3)
     return np.ascontiguousarray(stain_blob_features(tiles).transpose(1, 0, 2))
 
@@ -271,8 +329,51 @@ class _AttentionPool(nn.Module):
         return torch.einsum("bn,bnd->bd", a, h), a
 
 
-class CrossFusionSurv(nn.Module):
-    """A CrossFusion-style multi-scale survival model over aligned tile embeddings.
+class _MultiScaleSurv(nn.Module):
+    """What the multi-scale models share: checked settings, a projection and embedding per
+    scale, and a head to ``n_bins`` logits; ``last_attention`` ``(B, N)`` is each region's
+    pooling weight in the last forward pass."""
+
+    def __init__(self, in_dim: int, n_scales: int, n_bins: int, dim: int, n_heads: int, dropout: float,
+                 head_in: int):
+        super().__init__()
+        for name, v in (("in_dim", in_dim), ("n_scales", n_scales), ("n_bins", n_bins), ("dim", dim),
+                        ("n_heads", n_heads)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if n_scales < 2:
+            raise ValueError(f"a multi-scale model needs at least 2 scales, got n_scales={n_scales}")
+        if dim % n_heads:
+            raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}")
+        self.in_dim, self.n_scales, self.n_bins = in_dim, n_scales, n_bins
+        self.proj = nn.ModuleList(nn.Sequential(nn.Linear(in_dim, dim), nn.LayerNorm(dim))
+                                  for _ in range(n_scales))
+        self.scale_embedding = nn.Parameter(torch.zeros(n_scales, dim))
+        self.head = nn.Sequential(nn.Linear(head_in * dim, dim), nn.GELU(), nn.Dropout(dropout),
+                                  nn.Linear(dim, n_bins))
+        self.last_attention: torch.Tensor | None = None
+
+    def tokens(self, x: torch.Tensor, mask: torch.Tensor | None) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Each scale's projected tokens ``(B, N, dim)`` and the checked mask ``(B, N)``."""
+        if x.dim() != 4 or x.shape[1] != self.n_scales or x.shape[-1] != self.in_dim:
+            raise ValueError(f"x must be (B, {self.n_scales}, N, {self.in_dim}), got {tuple(x.shape)}")
+        B, S, N, _ = x.shape
+        if mask is None:
+            mask = torch.ones(B, N, dtype=torch.bool, device=x.device)
+        mask = mask.to(torch.bool)
+        if mask.shape != (B, N) or not bool(mask.any(1).all()):
+            raise ValueError(f"mask must be (B, N) = {(B, N)} with at least one True per slide")
+        return [self.proj[s](x[:, s]) + self.scale_embedding[s] for s in range(S)], mask
+
+    def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.head(self.embed(x, mask))
+
+
+class CrossFusionSurv(_MultiScaleSurv):
+    """A CrossFusion-style multi-scale survival model over aligned tile embeddings; chapter 14.
 
     Input ``x`` is ``(B, S, N, F)``: ``S`` scales (low to high magnification) of the same
     ``N`` regions, each an ``F``-dimensional tile embedding; ``mask`` ``(B, N)`` marks real
@@ -287,62 +388,89 @@ class CrossFusionSurv(nn.Module):
        (one per time interval of a discrete-time survival model).
 
     The last cross-attention weights are kept in ``self.last_cross_attention``
-    ``(B, N, (S-1) N)``.
+    ``(B, N, (S-1) N)``, and each region's pooling weight, averaged over the scales, in
+    ``self.last_attention`` ``(B, N)``.
     """
 
     def __init__(self, in_dim: int, n_scales: int = 3, n_bins: int = 8, dim: int = 32,
                  n_heads: int = 4, dropout: float = 0.1, middle: int | None = None):
-        super().__init__()
-        for name, v in (("in_dim", in_dim), ("n_scales", n_scales), ("n_bins", n_bins), ("dim", dim),
-                        ("n_heads", n_heads)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if n_scales < 2:
-            raise ValueError(f"a multi-scale model needs at least 2 scales, got n_scales={n_scales}")
-        if dim % n_heads:
-            raise ValueError(f"dim={dim} must be divisible by n_heads={n_heads}")
-        self.in_dim, self.n_scales, self.n_bins = in_dim, n_scales, n_bins
+        super().__init__(in_dim, n_scales, n_bins, dim, n_heads, dropout, head_in=n_scales)
         self.middle = n_scales // 2 if middle is None else int(middle)
         if not 0 <= self.middle < n_scales:
             raise ValueError(f"middle must index a scale in [0, {n_scales - 1}], got {middle}")
-        self.proj = nn.ModuleList(nn.Sequential(nn.Linear(in_dim, dim), nn.LayerNorm(dim))
-                                  for _ in range(n_scales))
-        self.scale_embedding = nn.Parameter(torch.zeros(n_scales, dim))
         self.cross = nn.MultiheadAttention(dim, n_heads, dropout=dropout, batch_first=True)
         self.cross_norm = nn.LayerNorm(dim)
         self.blocks = nn.ModuleList(
             nn.TransformerEncoderLayer(dim, n_heads, 2 * dim, dropout, batch_first=True, norm_first=True)
             for _ in range(n_scales))
         self.pools = nn.ModuleList(_AttentionPool(dim) for _ in range(n_scales))
-        self.head = nn.Sequential(nn.Linear(n_scales * dim, dim), nn.GELU(), nn.Dropout(dropout),
-                                  nn.Linear(dim, n_bins))
         self.last_cross_attention: torch.Tensor | None = None
 
     def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The merged slide embedding ``(B, S * dim)`` (before the survival head)."""
-        if x.dim() != 4 or x.shape[1] != self.n_scales or x.shape[-1] != self.in_dim:
-            raise ValueError(f"x must be (B, {self.n_scales}, N, {self.in_dim}), got {tuple(x.shape)}")
-        B, S, N, _ = x.shape
-        if mask is None:
-            mask = torch.ones(B, N, dtype=torch.bool, device=x.device)
-        mask = mask.to(torch.bool)
-        if mask.shape != (B, N) or not bool(mask.any(1).all()):
-            raise ValueError(f"mask must be (B, N) = {(B, N)} with at least one True per slide")
-        tokens = [self.proj[s](x[:, s]) + self.scale_embedding[s] for s in range(S)]
+        tokens, mask = self.tokens(x, mask)
+        S = len(tokens)
         others = [s for s in range(S) if s != self.middle]
         kv = torch.cat([tokens[s] for s in others], 1)
         kv_pad = (~mask).repeat(1, len(others))
         c, att = self.cross(tokens[self.middle], kv, kv, key_padding_mask=kv_pad)
         self.last_cross_attention = att.detach()
         tokens[self.middle] = self.cross_norm(tokens[self.middle] + c)
-        pooled = []
+        pooled, weights = [], []
         for s in range(S):
             h = self.blocks[s](tokens[s], src_key_padding_mask=~mask)
-            pooled.append(self.pools[s](h, mask)[0])
+            z, a = self.pools[s](h, mask)
+            pooled.append(z)
+            weights.append(a)
+        self.last_attention = torch.stack(weights, 1).mean(1).detach()
         return torch.cat(pooled, -1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.head(self.embed(x, mask))
+
+class ConvFusionSurv(_MultiScaleSurv):
+    """The scales merged by convolution: CrossFusion's "convolutional fusion processor"; chapter 14.
+
+    Input and output as :class:`CrossFusionSurv`'s. Steps:
+
+    1. a linear projection per scale to ``dim``, plus a learned scale embedding;
+    2. the scales merged by a 1 x 1 x 1 convolution over the stack ``(S, dim, H, W)``: a
+       learned weight per scale (and a bias), the same at every region and channel;
+    3. the ``N`` regions laid out on a ``H x W = ceil(sqrt(N))^2`` grid (padding zeroed) and
+       convolved with 3 x 3, 5 x 5 and 7 x 7 grouped kernels (summed, with a residual
+       1 x 1 convolution): each region's token mixes with its neighbours on the grid;
+    4. a linear layer and layer normalisation, gated attention pooling over the regions, and
+       an MLP to ``n_bins`` logits.
+
+    Each region's pooling weight in the last forward pass is kept in ``self.last_attention``
+    ``(B, N)``.
+    """
+
+    def __init__(self, in_dim: int, n_scales: int = 3, n_bins: int = 8, dim: int = 32,
+                 n_heads: int = 4, dropout: float = 0.1):
+        super().__init__(in_dim, n_scales, n_bins, dim, n_heads, dropout, head_in=1)
+        if dim % 2:
+            raise ValueError(f"dim must be even (the convolutions have dim / 2 channels), got {dim}")
+        half = dim // 2
+        self.scale_mix = nn.Conv3d(n_scales, 1, kernel_size=1)
+        self.convs = nn.ModuleList(nn.Conv2d(dim, half, k, padding=k // 2, groups=half) for k in (3, 5, 7))
+        self.skip = nn.Conv2d(dim, half, 1, groups=half)
+        self.drop = nn.Dropout2d(dropout)
+        self.out = nn.Sequential(nn.Linear(half, dim), nn.LayerNorm(dim))
+        self.pool = _AttentionPool(dim)
+
+    def embed(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The slide embedding ``(B, dim)`` (before the survival head)."""
+        tokens, mask = self.tokens(x, mask)
+        B, N = mask.shape
+        side = math.ceil(math.sqrt(N))
+        t = torch.stack(tokens, 1) * mask[:, None, :, None]  # (B, S, N, dim), padding zeroed
+        t = nn.functional.pad(t, (0, 0, 0, side * side - N))
+        grid = t.transpose(2, 3).reshape(B, self.n_scales, -1, side, side)  # (B, S, dim, H, W)
+        g = self.scale_mix(grid)[:, 0]  # (B, dim, H, W)
+        g = self.drop(torch.relu(self.skip(g) + sum(c(g) for c in self.convs)))
+        h = self.out(g.flatten(2).transpose(1, 2)[:, :N])  # (B, N, dim)
+        z, a = self.pool(h, mask)
+        self.last_attention = a.detach()
+        return z
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,9 +486,9 @@ def fit_bag_survival(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, time
                      forward: Callable | None = None) -> nn.Module:
     """Train a discrete-time survival model on bags with the logistic-hazard NLL; chapter 14.
 
-    AdamW on shuffled mini-batches, by :func:`oncolab.training.fit`; each patient's time goes
-    to its bin by :func:`oncolab.survival.bin_index` (a time on an edge belongs to the bin
-    that ends there).
+    AdamW on shuffled mini-batches, by :func:`oncolab.training.fit` on one CPU thread (the
+    fastest for these small models); each patient's time goes to its bin by
+    :func:`oncolab.survival.bin_index` (a time on an edge belongs to the bin that ends there).
 
     Parameters
     ----------
@@ -400,7 +528,7 @@ def fit_bag_survival(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, time
         return logistic_hazard_nll(fwd(m, xb, mb), bb, eb)
 
     res = fit(model, loss_fn, (x, mask, b, ev), epochs=epochs, lr=lr, weight_decay=weight_decay,
-              optimizer="adamw", batch_size=batch_size, seed=seed)
+              optimizer="adamw", batch_size=batch_size, seed=seed, threads=1)
     model.history_ = res.curve("train_loss")
     return model
 
@@ -432,8 +560,9 @@ def predict_bag_survival(model: nn.Module, x: torch.Tensor, mask: torch.Tensor, 
     """
     model.eval()
     fwd = forward or (lambda m, xb, mb: _logits(m(xb, mb)))
-    logits = torch.cat([fwd(model, x[s:s + batch_size], mask[s:s + batch_size])
-                        for s in range(0, len(x), batch_size)])
+    with limit_threads(1):
+        logits = torch.cat([fwd(model, x[s:s + batch_size], mask[s:s + batch_size])
+                            for s in range(0, len(x), batch_size)])
     surv = torch.cumprod(1 - torch.sigmoid(logits), 1).numpy().astype(float)
     widths = np.diff(edges)
     start = np.hstack([np.ones((len(surv), 1)), surv[:, :-1]])
@@ -466,3 +595,163 @@ def survival_at(surv: np.ndarray, edges: np.ndarray, times) -> np.ndarray:
     full = np.hstack([np.ones((len(surv), 1)), surv])
     k = np.clip(np.searchsorted(edges, times, side="right") - 1, 0, full.shape[1] - 1)
     return full[:, k]
+
+
+# --------------------------------------------------------------------------------------------
+# where on the slide: attention and risk per region
+# --------------------------------------------------------------------------------------------
+@torch.no_grad()
+def tile_attention(model: nn.Module, x: torch.Tensor, mask: torch.Tensor | None = None,
+                   scale: int | None = None) -> np.ndarray:
+    """Each region's attention weight in a trained model's pooling, ``(B, N)``; chapter 14.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A :class:`CrossFusionSurv` or :class:`ConvFusionSurv` (their ``last_attention``), or a
+        :class:`GatedAttentionMIL` reading one scale (its output's ``attention``).
+    x : torch.Tensor, shape (B, S, N, F)
+        Bags of aligned multi-scale tile embeddings.
+    mask : torch.Tensor, shape (B, N), optional
+        True for real regions.
+    scale : int, optional
+        The scale a :class:`GatedAttentionMIL` reads (required for it, ignored otherwise).
+
+    Returns
+    -------
+    numpy.ndarray, shape (B, N)
+        Non-negative weights summing to 1 over each bag's real regions.
+    """
+    model.eval()
+    if isinstance(model, GatedAttentionMIL):
+        if scale is None:
+            raise ValueError("a single-scale GatedAttentionMIL needs scale= (the index of the scale it reads)")
+        return model(x[:, scale], mask).attention.numpy().astype(float)
+    if not isinstance(model, _MultiScaleSurv):
+        raise TypeError(f"expected CrossFusionSurv, ConvFusionSurv or GatedAttentionMIL, got {type(model).__name__}")
+    model(x, mask)
+    return model.last_attention.numpy().astype(float)
+
+
+@torch.no_grad()
+def tile_risks(model: nn.Module, x: torch.Tensor, edges: np.ndarray, forward: Callable | None = None,
+               batch_size: int = 256) -> np.ndarray:
+    """The risk a trained bag model gives each region of one slide when the region is the whole bag.
+
+    Taught in chapter 14. Attention says where the model looks; this says what it would
+    conclude from each place alone (the "risk map" of a slide): region ``k`` becomes a bag of
+    one region, ``x[:, k:k+1]``, scored by :func:`predict_bag_survival`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model trained by :func:`fit_bag_survival`.
+    x : torch.Tensor, shape (S, N, F)
+        One slide's bag of aligned multi-scale tile embeddings.
+    edges : numpy.ndarray
+        The bin edges the model was trained with.
+    forward : callable, optional
+        As in :func:`fit_bag_survival`.
+    batch_size : int
+        Regions per forward pass.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,)
+        The risk (minus the restricted mean survival time) of each region alone.
+    """
+    if x.dim() != 3:
+        raise ValueError(f"x must be one slide's bag (S, N, F), got shape {tuple(x.shape)}")
+    singles = x.permute(1, 0, 2)[:, :, None, :].contiguous()  # (N, S, 1, F)
+    mask = torch.ones(len(singles), 1, dtype=torch.bool)
+    return predict_bag_survival(model, singles, mask, edges, forward=forward, batch_size=batch_size)["risk"]
+
+
+def region_map(centers: np.ndarray, values, footprint: int, slide_size: int, out: int) -> np.ndarray:
+    """Values per region painted on an ``out x out`` picture of the slide (NaN where no region).
+
+    Taught in chapter 14, to draw attention and risk on a thumbnail of the pyramid.
+
+    Parameters
+    ----------
+    centers : numpy.ndarray, shape (n, 2)
+        Level-0 (x, y) centres of the regions.
+    values : array-like, shape (n,)
+        One value per region.
+    footprint : int
+        Side of a region in level-0 pixels.
+    slide_size : int
+        Side of the (square) slide in level-0 pixels.
+    out : int
+        Side of the picture in pixels (that of the thumbnail it is drawn on).
+
+    Returns
+    -------
+    numpy.ndarray, shape (out, out)
+        Each region's square filled with its value.
+    """
+    centers = np.asarray(centers)
+    values = np.asarray(values, float)
+    if centers.ndim != 2 or centers.shape[1] != 2 or len(values) != len(centers):
+        raise ValueError(f"centers must be (n, 2) and values (n,); got {centers.shape} and {values.shape}")
+    if footprint < 1 or slide_size < footprint or out < 1:
+        raise ValueError(f"need 1 <= footprint <= slide_size and out >= 1; got footprint={footprint}, "
+                         f"slide_size={slide_size}, out={out}")
+    pic = np.full((out, out), np.nan)
+    scale = out / slide_size
+    for (cx, cy), v in zip(centers, values):
+        x0, y0 = int(round((cx - footprint / 2) * scale)), int(round((cy - footprint / 2) * scale))
+        x1, y1 = int(round((cx + footprint / 2) * scale)), int(round((cy + footprint / 2) * scale))
+        pic[max(y0, 0):max(y1, y0 + 1), max(x0, 0):max(x1, x0 + 1)] = v
+    return pic
+
+
+def draw_region_map(slide, centers: np.ndarray, values, footprint: int, ax=None, outline=None,
+                    title: str | None = None, alpha: float = 0.45):
+    """Values per region drawn over the lowest level of a square slide pyramid; chapter 14.
+
+    The values are scaled to [0, 1] (minimum to maximum) and painted by :func:`region_map`
+    over the pyramid's lowest level, read in strips of 256 level-0 rows (so that a lazily
+    rendered slide is never held whole at full resolution); ``outline`` (one value in [0, 1]
+    per region, e.g. the generator's tumour fraction) is drawn as a white contour at 0.5.
+
+    Parameters
+    ----------
+    slide :
+        A square pyramid with OpenSlide's ``read_region``, ``level_count`` and ``level_dimensions``.
+    centers : numpy.ndarray, shape (n, 2)
+        Level-0 (x, y) centres of the regions.
+    values : array-like, shape (n,)
+        One value per region (attention, risk).
+    footprint : int
+        Side of a region in level-0 pixels.
+    ax : matplotlib axes, optional
+        Where to draw (a new figure when None).
+    outline : array-like, shape (n,), optional
+        Values whose 0.5 contour is drawn.
+    title : str, optional
+        The panel's title.
+    alpha : float
+        Opacity of the painted values.
+
+    Returns
+    -------
+    matplotlib axes
+    """
+    from .gradcam import overlay
+
+    W, H = slide.dimensions
+    if W != H:
+        raise ValueError(f"draw_region_map draws square slides, got {W} x {H}")
+    level = slide.level_count - 1
+    lw, lh = slide.level_dimensions[level]
+    ds = float(slide.level_downsamples[level])
+    rows = max(1, int(256 // ds))
+    low = np.concatenate([np.asarray(slide.read_region((0, int(round(y * ds))), level, (lw, min(rows, lh - y))))[..., :3]
+                          for y in range(0, lh, rows)])
+    v = np.asarray(values, float)
+    span = np.ptp(v)
+    scaled = (v - v.min()) / span if span > 0 else np.zeros_like(v)
+    heat = region_map(centers, scaled, footprint, W, lw)
+    mask = None if outline is None else region_map(centers, outline, footprint, W, lw) > 0.5
+    return overlay(low, np.nan_to_num(heat, nan=0.0), mask=mask, ax=ax, alpha=alpha, title=title)

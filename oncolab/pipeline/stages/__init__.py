@@ -7,25 +7,36 @@ arrays + JSON) is in :mod:`oncolab.pipeline.stages.base`.
 =============  ==================================================================  =========
 modality       stages (``SystemConfig.<modality>_encoder``)                         chapter
 =============  ==================================================================  =========
-radiograph     ``measurements`` (hand-made lesion measurements), ``cnn``            2, 3, 12
-pathology      ``measurements`` (nuclear measurements), ``mil`` (attention-MIL)     5, 10
-labs           ``numeric``, ``tfidf``, ``bert``, ``biobert`` (narrative as text)    6
-genes          ``pca``, ``scaled``                                                  7
+radiograph     ``measurements`` (hand-made lesion measurements), ``cnn``, ``vit``   2, 3, 4, 12
+pathology      ``measurements`` (nuclear measurements), ``mil`` (attention-MIL),    5, 10, 12
+               ``resnet_tiles``, ``vit_tiles`` (deep tile embeddings)
+labs           ``numeric``, ``tfidf``, ``bert``, ``biobert`` (narrative as text),   6, 10
+               ``forest`` (random forest, cross-fitted)
+genes          ``pca``, ``scaled``, ``svm`` (kernel SVM, cross-fitted)              7, 10
 clinical       ``onehot``                                                           7, 10
+symptoms       ``findings`` (negation handled), ``tfidf``: the symptom note         6
+mri            ``cnn3d`` (3D ResNet on the three sequences; learns from survival)   14
 =============  ==================================================================  =========
+
+The prostate cohort's slide pyramids have their own pathology stages, which learn from
+survival: ``wsi_mil`` (attention-MIL over 20x tiles), ``crossfusion`` and ``convfusion``
+(5x, 10x and 20x tiles merged by cross-attention or by convolution); chapter 14.
 
 The radiograph stages find the lesion with a detector from :data:`DETECTORS` (``finder``,
 ``yolo``, or ``annotated``: the one deliberate exception that reads a label at prediction).
 
-Adding an encoder: write one class (a :class:`Stage`, or a :class:`CrossFittedStage` when it
-learns from the diagnosis) and add one line to :data:`STAGES`; the configuration, the CLI
+Adding an encoder: write one class (a :class:`Stage`, a :class:`CrossFittedStage` when it
+learns from the diagnosis, or a :class:`RiskCrossFittedStage` when it learns from survival) and add one line to :data:`STAGES`; the configuration, the CLI
 options and saving pick it up from here.
 """
 
 from __future__ import annotations
 
-from .base import CrossFittedStage, Inputs, Stage, Targets, crossfit_folds
+from .base import CrossFittedStage, Inputs, RiskCrossFittedStage, Stage, Targets, crossfit_folds
+from .classical import GenesSVM, LabsForest
+from .deep import PathologyTileResNet, PathologyTileViT, RadiographViT
 from .pathology import PathologyMeasurements, PathologyMIL
+from .prostate import MRICNN3d, PathologyConvFusion, PathologyCrossFusion, PathologyWsiMIL
 from .radiograph import (
     DETECTORS,
     AnnotatedBoxes,
@@ -34,6 +45,7 @@ from .radiograph import (
     RadiographMeasurements,
     YoloBoxes,
 )
+from .symptoms import SymptomsFindings, SymptomsText
 from .tables import (
     ClinicalOneHot,
     GenesPCA,
@@ -45,11 +57,17 @@ from .tables import (
 )
 
 STAGES: dict[str, dict[str, type[Stage]]] = {
-    "radiograph": {"measurements": RadiographMeasurements, "cnn": RadiographCNN},
-    "pathology": {"measurements": PathologyMeasurements, "mil": PathologyMIL},
-    "labs": {"numeric": LabsNumeric, "tfidf": LabsText, "bert": LabsTinyBert, "biobert": LabsBioBert},
-    "genes": {"pca": GenesPCA, "scaled": GenesScaled},
+    "radiograph": {"measurements": RadiographMeasurements, "cnn": RadiographCNN,
+                   "vit": RadiographViT},
+    "pathology": {"measurements": PathologyMeasurements, "mil": PathologyMIL,
+                  "resnet_tiles": PathologyTileResNet, "vit_tiles": PathologyTileViT,
+                  "wsi_mil": PathologyWsiMIL, "crossfusion": PathologyCrossFusion, "convfusion": PathologyConvFusion},
+    "mri": {"cnn3d": MRICNN3d},
+    "labs": {"numeric": LabsNumeric, "tfidf": LabsText, "bert": LabsTinyBert, "biobert": LabsBioBert,
+             "forest": LabsForest},
+    "genes": {"pca": GenesPCA, "scaled": GenesScaled, "svm": GenesSVM},
     "clinical": {"onehot": ClinicalOneHot},
+    "symptoms": {"findings": SymptomsFindings, "tfidf": SymptomsText},
 }
 """``STAGES[modality][name]``: the stage class; the first name of each modality is its default."""
 
@@ -77,6 +95,7 @@ def stage_class(modality: str, name: str) -> type[Stage]:
 
 
 __all__ = ["DETECTORS", "STAGES", "AnnotatedBoxes", "ClinicalOneHot", "CrossFittedStage", "FinderBoxes", "GenesPCA",
-           "GenesScaled", "Inputs", "LabsBioBert", "LabsNumeric", "LabsText", "LabsTinyBert", "PathologyMIL",
-           "PathologyMeasurements", "RadiographCNN", "RadiographMeasurements", "Stage", "Targets", "YoloBoxes",
-           "crossfit_folds", "stage_class"]
+           "GenesSVM", "LabsForest", "SymptomsFindings", "SymptomsText", "GenesScaled", "Inputs", "LabsBioBert", "LabsNumeric", "LabsText", "LabsTinyBert", "MRICNN3d", "PathologyConvFusion",
+           "PathologyCrossFusion", "PathologyMIL", "PathologyWsiMIL", "RiskCrossFittedStage",
+           "PathologyMeasurements", "PathologyTileResNet", "PathologyTileViT", "RadiographCNN",
+           "RadiographMeasurements", "RadiographViT", "Stage", "Targets", "YoloBoxes", "crossfit_folds", "stage_class"]

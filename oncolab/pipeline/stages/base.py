@@ -28,9 +28,12 @@ the output of the model that did not see it (Wolpert's stacking, 1992). The fusi
 trained on these out-of-fold outputs; a new patient gets the average of the fold models.
 Without it the fusion would learn from memorised, over-confident outputs for exactly the
 patients it is trained on. A supervised stage only says how to fit and apply one model.
+A stage that learns from survival instead (:class:`RiskCrossFittedStage`, chapter 14) is
+cross-fitted by the same loop: its folds are stratified by the event indicator and it hands
+the fusion one standardised risk per patient.
 
-Adding an encoder is one class (a subclass of :class:`Stage` or :class:`CrossFittedStage`)
-and one line in the registry of :mod:`oncolab.pipeline.stages`.
+Adding an encoder is one class (a subclass of :class:`Stage`, :class:`CrossFittedStage` or
+:class:`RiskCrossFittedStage`) and one line in the registry of :mod:`oncolab.pipeline.stages`.
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-__all__ = ["CrossFittedStage", "Inputs", "Stage", "Targets", "check_image", "crossfit_folds", "load_torch", "log_proba",
-           "prefixed", "present", "read_images", "subset_raw", "torch_arrays"]
+__all__ = ["CrossFittedStage", "Inputs", "RiskCrossFittedStage", "Stage", "Targets", "check_image", "crossfit_folds",
+           "load_torch", "log_proba", "prefixed", "present", "read_images", "subset_raw", "torch_arrays"]
 
 
 @dataclass
@@ -57,11 +60,16 @@ class Targets:
         The class names.
     boxes : ndarray (n, 4) or None
         Annotated lesion boxes (NaN where none), for training a detector.
+    time, event : ndarray (n,) or None
+        Follow-up time and event indicator of every patient, for a stage that learns from
+        survival (:class:`RiskCrossFittedStage`); None when the cohort has no survival.
     """
 
     y: np.ndarray
     classes: list[str]
     boxes: np.ndarray | None = None
+    time: np.ndarray | None = None
+    event: np.ndarray | None = None
 
 
 @dataclass
@@ -126,15 +134,16 @@ def check_image(img, what: str, ndim: int) -> np.ndarray:
     return img
 
 
-def read_images(cohort, modality: str, config, describe=None, on_bad_image: str = "raise"):
+def read_images(cohort, modality: str, config, describe=None, on_bad_image: str = "raise", check=None):
     """Every patient's image of ``modality`` (one at a time), optionally described, with the usable mask.
 
     Parameters
     ----------
     cohort : Cohort
         The patients; an image is read only for a patient whose ``presence`` says it exists.
-    modality : {"radiograph", "pathology"}
-        Which image (the radiograph, or the slide region).
+    modality : {"radiograph", "pathology", "mri"}
+        Which image (the radiograph; the slide, a region or a pyramid; the MRI volume), read
+        with the cohort's ``radiograph``, ``slide`` or ``mri`` accessor.
     config : SystemConfig
         For the progress bar.
     describe : callable, optional
@@ -142,6 +151,10 @@ def read_images(cohort, modality: str, config, describe=None, on_bad_image: str 
         description is kept in memory.
     on_bad_image : {"raise", "mask"}
         A corrupt image raises a ValueError naming the patient, or is masked and noted.
+    check : callable, optional
+        ``check(image)`` returns the image when it is usable and raises a ValueError or
+        TypeError saying why when not. Default: :func:`check_image` of a grayscale radiograph
+        or an RGB slide region; required for ``"mri"`` and for a slide pyramid.
 
     Returns
     -------
@@ -149,8 +162,16 @@ def read_images(cohort, modality: str, config, describe=None, on_bad_image: str 
         ``(values, usable, notes)``: an object array (None where absent), a bool array and
         the notes ``"<patient id>: <modality> masked (<why>)"``.
     """
-    what, ndim, read = {"radiograph": ("radiograph", 2, cohort.radiograph),
-                        "pathology": ("slide region", 3, cohort.slide)}[modality]
+    accessors = {"radiograph": "radiograph", "pathology": "slide", "mri": "mri"}
+    if modality not in accessors:
+        raise ValueError(f"cannot read images of modality {modality!r}; expected one of {list(accessors)}")
+    if check is None:
+        if modality == "mri":
+            raise ValueError("reading MRI volumes needs a check= function")
+        what, ndim = {"radiograph": ("radiograph", 2), "pathology": ("slide region", 3)}[modality]
+
+        def check(img):
+            return check_image(img, what, ndim)
     n = len(cohort)
     out = np.empty(n, dtype=object)
     usable = np.zeros(n, bool)
@@ -162,12 +183,13 @@ def read_images(cohort, modality: str, config, describe=None, on_bad_image: str 
         from tqdm.auto import tqdm
 
         it = tqdm(it, desc=f"{modality} images", leave=False)
+    read = getattr(cohort, accessors[modality]) if has else None
     for i in it if has else ():
         if not pres[i]:
             continue
         pid = cohort.ids[i]
         try:
-            img = check_image(read(pid), what, ndim)
+            img = check(read(pid))
             out[i] = img if describe is None else describe(img)
             usable[i] = True
         except (ValueError, TypeError, OSError) as e:
@@ -229,6 +251,8 @@ class Stage:
     modality: ClassVar[str] = ""
     name: ClassVar[str] = ""
     supervised: ClassVar[bool] = False
+    target: ClassVar[str | None] = None
+    """What a supervised stage learns from: ``"diagnosis"`` or ``"survival"`` (None: no label)."""
     reads_labels_at_prediction: ClassVar[bool] = False
     """True only for a stage that reads an annotation of the patients it predicts (named in the config)."""
 
@@ -314,9 +338,16 @@ class CrossFittedStage(Stage):
     Subclasses implement :meth:`prepare` (fitted, unsupervised preprocessing shared by all
     folds, e.g. a detector or a scaler), :meth:`fit_model`, :meth:`predict_model` and
     :meth:`new_model` (an unfitted model for loading), and list their output classes.
+
+    The cross-fitting loop (:meth:`fit_transform`) is shared with :class:`RiskCrossFittedStage`;
+    what differs between learning a diagnosis and learning survival is in four small methods:
+    :meth:`start` (the output width), :meth:`strata` (what the folds are stratified by),
+    :meth:`labels` (what one fold model learns from) and :meth:`to_output` (a prediction as
+    output columns), plus :meth:`calibrate`.
     """
 
     supervised = True
+    target: ClassVar[str | None] = "diagnosis"
 
     def __init__(self, folds: int = 3, seed: int = 0, progress: bool = False):
         self.folds, self.seed, self.progress = int(folds), int(seed), bool(progress)
@@ -328,7 +359,8 @@ class CrossFittedStage(Stage):
         """Inputs of the models for every patient (fitting state learnt on ``rows`` when targets given)."""
         raise NotImplementedError
 
-    def fit_model(self, inputs, rows: np.ndarray, y: np.ndarray, n_classes: int, seed: int):
+    def fit_model(self, inputs, rows: np.ndarray, y, n_classes: int, seed: int):
+        """One model fitted on the patients ``rows`` with their labels ``y`` (see :meth:`labels`)."""
         raise NotImplementedError
 
     def predict_model(self, model, inputs, rows: np.ndarray) -> np.ndarray:
@@ -342,39 +374,64 @@ class CrossFittedStage(Stage):
         """True for patients with an input (default: every entry not None)."""
         return present(raw)
 
+    # -- what is learnt ------------------------------------------------------------------
+    def start(self, targets: Targets) -> int:
+        """Take the output's description from ``targets`` (here the classes); return the output width."""
+        self.classes_ = list(targets.classes)
+        return len(self.classes_)
+
+    def output_width(self) -> int:
+        """Number of output columns."""
+        return len(self.classes_)
+
+    def strata(self, targets: Targets) -> np.ndarray:
+        """What the folds are stratified by, one integer per patient (here the class)."""
+        return np.asarray(targets.y)
+
+    def labels(self, targets: Targets, rows: np.ndarray):
+        """The labels one fold model learns from, for the patients ``rows`` (here their classes)."""
+        return np.asarray(targets.y)[rows]
+
+    def to_output(self, prediction: np.ndarray) -> np.ndarray:
+        """The output columns from a (mean) prediction of the models (here log-probabilities)."""
+        return log_proba(prediction)
+
+    def calibrate(self, Z: np.ndarray, rows: np.ndarray) -> None:
+        """Adjust the out-of-fold outputs ``Z[rows]`` in place once every fold is fitted (here nothing)."""
+
     # -- the protocol --------------------------------------------------------------------
     def fit_transform(self, raw, rows: np.ndarray, targets: Targets) -> np.ndarray:
         rows = np.asarray(rows)
-        self.classes_ = list(targets.classes)
-        k = len(self.classes_)
+        k = self.start(targets)
         inputs = self.prepare(raw, rows, targets)
         Z = np.zeros((len(self.usable(raw)), k))
         self.models = []
-        folds = crossfit_folds(rows, targets.y, self.folds, self.seed)
+        folds = crossfit_folds(rows, self.strata(targets), self.folds, self.seed)
         it = folds
         if self.progress:
             from tqdm.auto import tqdm
 
             it = tqdm(folds, desc=f"{self.modality} {self.name} folds", leave=False)
         for j, (fit_rows, held) in enumerate(it):
-            model = self.fit_model(inputs, fit_rows, targets.y[fit_rows], k, self.seed + j)
-            Z[held] = log_proba(self.predict_model(model, inputs, held))
+            model = self.fit_model(inputs, fit_rows, self.labels(targets, fit_rows), k, self.seed + j)
+            Z[held] = self.to_output(self.predict_model(model, inputs, held))
             self.models.append(model)
+        self.calibrate(Z, rows)
         rest = np.setdiff1d(np.flatnonzero(self.usable(raw)), rows)
         if len(rest):
             Z[rest] = self.ensemble(inputs, rest)
         return Z
 
     def ensemble(self, inputs, rows: np.ndarray) -> np.ndarray:
-        """Log of the fold models' mean probabilities for the patients ``rows``."""
-        return log_proba(np.mean([self.predict_model(m, inputs, rows) for m in self.models], axis=0))
+        """The output for the patients ``rows`` from the fold models' mean prediction."""
+        return self.to_output(np.mean([self.predict_model(m, inputs, rows) for m in self.models], axis=0))
 
     def transform(self, raw) -> np.ndarray:
         if not self.models:
             raise RuntimeError(f"the {self.modality} {self.name!r} stage is not fitted")
         inputs = self.prepare(raw, np.array([], int), None)
         usable = self.usable(raw)
-        Z = np.zeros((len(usable), len(self.classes_)))
+        Z = np.zeros((len(usable), self.output_width()))
         idx = np.flatnonzero(usable)
         if len(idx):
             Z[idx] = self.ensemble(inputs, idx)
@@ -394,5 +451,69 @@ class CrossFittedStage(Stage):
 
     def restore(self, config: dict, arrays: dict[str, np.ndarray]) -> None:
         self.classes_ = list(config["classes"])
-        self.models = [load_torch(self.new_model(len(self.classes_), config), prefixed(arrays, f"fold{j}."),
+        self.load_models(config, arrays)
+
+    def load_models(self, config: dict, arrays: dict[str, np.ndarray]) -> None:
+        """Rebuild the fold models of a saved stage (``config["n_models"]`` of them) from ``arrays``."""
+        self.models = [load_torch(self.new_fold_model(j, config), prefixed(arrays, f"fold{j}."),
                                   f"{self.modality} {self.name}") for j in range(int(config["n_models"]))]
+
+    def new_fold_model(self, fold: int, config: dict):
+        """An unfitted model of the shape of fold ``fold``'s (default: :meth:`new_model`, the same for every fold)."""
+        return self.new_model(self.output_width(), config)
+
+
+class RiskCrossFittedStage(CrossFittedStage):
+    """A stage that learns from survival, cross-fitted, handing the fusion one risk per patient.
+
+    Taught in chapter 14. The cross-fitting loop is :class:`CrossFittedStage`'s; here the folds
+    are stratified by the event indicator, :meth:`fit_model` receives the fold's survival as a
+    structured array (``event``, ``time``; as :meth:`oncolab.data.Cohort.survival_y`) and
+    ``n_classes=1``, and :meth:`predict_model` returns one risk per patient (higher = earlier
+    event). The output is that risk standardised with the mean and standard deviation of the
+    out-of-fold risks of the fitting patients, so that the fusion reads it on a unit scale;
+    a new patient gets the fold models' mean risk, standardised alike.
+    """
+
+    target: ClassVar[str | None] = "survival"
+
+    def __init__(self, folds: int = 3, seed: int = 0, progress: bool = False):
+        super().__init__(folds, seed, progress)
+        self.center_, self.scale_ = 0.0, 1.0
+
+    def start(self, targets: Targets) -> int:
+        if targets.time is None or targets.event is None:
+            raise ValueError(f"the {self.modality} stage {self.name!r} learns from survival (time, event), "
+                             "which these patients lack")
+        self.center_, self.scale_ = 0.0, 1.0
+        return 1
+
+    def output_width(self) -> int:
+        return 1
+
+    def strata(self, targets: Targets) -> np.ndarray:
+        return np.asarray(targets.event, bool).astype(int)
+
+    def labels(self, targets: Targets, rows: np.ndarray) -> np.ndarray:
+        from ...data import survival_array
+
+        return survival_array(np.asarray(targets.event)[rows], np.asarray(targets.time)[rows])
+
+    def to_output(self, prediction: np.ndarray) -> np.ndarray:
+        return ((np.asarray(prediction, float).reshape(-1) - self.center_) / self.scale_)[:, None]
+
+    def calibrate(self, Z: np.ndarray, rows: np.ndarray) -> None:
+        r = Z[rows, 0]
+        sd = float(r.std(ddof=1)) if len(r) > 1 else 0.0
+        self.center_, self.scale_ = float(r.mean()), (sd if np.isfinite(sd) and sd > 1e-12 else 1.0)
+        Z[rows, 0] = (r - self.center_) / self.scale_
+
+    def feature_names(self) -> list[str]:
+        return [f"{self.name} risk"]
+
+    def extra_state(self) -> dict:
+        return {"n_models": len(self.models), "risk_center": self.center_, "risk_scale": self.scale_}
+
+    def restore(self, config: dict, arrays: dict[str, np.ndarray]) -> None:
+        self.center_, self.scale_ = float(config["risk_center"]), float(config["risk_scale"])
+        self.load_models(config, arrays)

@@ -1,0 +1,385 @@
+"""Stages of the prostate cohort: whole-slide pyramids and MRI volumes, learning from survival.
+
+Taught in chapter 14 ("Whole slides at several scales, and MRI"); the pieces are built there
+(:mod:`oncolab.vision.multiscale`, :mod:`oncolab.vision.mri3d`) and the protocol in chapter 12.
+
+The prostate cohort has no diagnosis, only time to biochemical recurrence, so these stages
+learn from survival: each is a :class:`~oncolab.pipeline.stages.base.RiskCrossFittedStage`
+(cross-fitted like the diagnosis stages, folds stratified by the event) whose fold models are
+discrete-time survival models (:func:`oncolab.vision.multiscale.fit_bag_survival`), and each
+hands the fusion one standardised risk per patient.
+
+* pathology ``wsi_mil``: the slide pyramid read at full resolution (20x) only, as tiles
+  described by :func:`oncolab.vision.multiscale.stain_blob_features` -> gated attention-MIL
+  (CHIMERA's baseline aggregates 20x tiles with attention-MIL);
+* pathology ``crossfusion``: the same regions at 5x, 10x and 20x -> :class:`CrossFusionSurv`
+  (cross-attention from the middle scale);
+* pathology ``convfusion``: the same regions at 5x, 10x and 20x -> :class:`ConvFusionSurv`
+  (the scales merged by convolution);
+* mri ``cnn3d``: the three sequences on one grid -> :class:`oncolab.vision.mri3d.MRIEncoder3d`.
+
+The slide stages read a fixed set of regions per slide (drawn with the configuration's seed),
+so a patient gets the same tiles alone or in a cohort; they can map attention and risk over
+every region of a slide (:meth:`PathologyPyramid.region_maps`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from .base import RiskCrossFittedStage, read_images
+
+__all__ = ["MRICNN3d", "PathologyConvFusion", "PathologyCrossFusion", "PathologyPyramid", "PathologyWsiMIL",
+           "check_pyramid", "check_volume"]
+
+
+def check_pyramid(slide):
+    """``slide`` if it is a whole-slide pyramid (OpenSlide's interface), else a TypeError saying what it is.
+
+    Taught in chapter 14.
+
+    Parameters
+    ----------
+    slide : object
+        What the cohort's ``slide`` accessor returned.
+
+    Returns
+    -------
+    object
+        The slide.
+    """
+    needed = ("read_region", "level_count", "level_downsamples", "dimensions")
+    if not all(hasattr(slide, a) for a in needed):
+        what = f"an array of shape {np.shape(slide)}" if isinstance(slide, np.ndarray) else type(slide).__name__
+        raise TypeError(f"expected a whole-slide pyramid with OpenSlide's read_region (as the prostate cohort's "
+                        f"slides), got {what}; a slide region is read by the 'measurements' or 'mil' stages")
+    return slide
+
+
+def check_volume(volume) -> np.ndarray:
+    """``volume`` as float32 if it is a finite MRI volume (3, D, H, W), else a ValueError naming its shape.
+
+    Taught in chapter 14.
+
+    Parameters
+    ----------
+    volume : array-like
+        What the cohort's ``mri`` accessor returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (3, D, H, W).
+    """
+    v = np.asarray(volume, np.float32)
+    if v.ndim != 4 or v.shape[0] != 3 or min(v.shape[1:]) < 1 or not np.isfinite(v).all():
+        raise ValueError(f"an MRI volume must be a finite (3 sequences, D, H, W) array, got shape {v.shape}")
+    return v
+
+
+class _SurvivalModels(RiskCrossFittedStage):
+    """Fold models trained by :func:`oncolab.vision.multiscale.fit_bag_survival` on a tensor of inputs.
+
+    Each fold model carries its time-bin edges (a buffer named ``edges``, computed from its own
+    training patients), so a saved stage records how many bins every fold has.
+    """
+
+    def __init__(self, epochs: int = 40, folds: int = 3, bins: int = 6, seed: int = 0, progress: bool = False):
+        super().__init__(folds, seed, progress)
+        self.epochs, self.bins = int(epochs), int(bins)
+
+    def build(self, n_bins: int):
+        """An unfitted network with ``n_bins`` outputs."""
+        raise NotImplementedError
+
+    def forward_fn(self):
+        """``forward(model, xb, mb)`` -> logits, as :func:`~oncolab.vision.multiscale.fit_bag_survival` takes it."""
+        return None
+
+    def batch_size(self) -> int:
+        return 32
+
+    def tensors(self, inputs, rows: np.ndarray):
+        """The model inputs ``(X, mask)`` of the patients ``rows``, from what :meth:`prepare` returned."""
+        X, M = inputs
+        return X[rows], M[rows]
+
+    def fit_model(self, inputs, rows, y, n_classes, seed):
+        import torch
+
+        from ...survival import time_bins
+        from ...vision.multiscale import fit_bag_survival
+
+        X, M = self.tensors(inputs, rows)
+        edges = time_bins(y["time"], y["event"], self.bins)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = self.build(len(edges) - 1)
+        net.register_buffer("edges", torch.as_tensor(edges, dtype=torch.float64))
+        fit_bag_survival(net, X, M, y["time"], y["event"], edges, epochs=self.epochs,
+                         batch_size=self.batch_size(), seed=seed, forward=self.forward_fn())
+        return net
+
+    def predict_model(self, model, inputs, rows):
+        from ...vision.multiscale import predict_bag_survival
+
+        risks = [np.zeros(0)]
+        for s in range(0, len(rows), 64):   # 64 patients at a time: an MRI batch stays small
+            X, M = self.tensors(inputs, rows[s:s + 64])
+            risks.append(predict_bag_survival(model, X, M, model.edges.numpy(), forward=self.forward_fn())["risk"])
+        return np.concatenate(risks)
+
+    def new_fold_model(self, fold: int, config: dict):
+        import torch
+
+        k = int(config["fold_bins"][fold])
+        net = self.build(k)
+        net.register_buffer("edges", torch.zeros(k + 1, dtype=torch.float64))
+        return net
+
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "fold_bins": [int(len(m.edges) - 1) for m in self.models]}
+
+
+class PathologyPyramid(_SurvivalModels):
+    """A slide pyramid as a bag of aligned tiles at ``levels`` -> a survival MIL model, cross-fitted -> risk.
+
+    Taught in chapter 14.
+
+    Subclasses set ``name``, ``levels`` (pyramid levels from low to high magnification),
+    ``n_tiles`` (regions per slide) and :meth:`build`.
+    """
+
+    modality: ClassVar[str] = "pathology"
+    levels: ClassVar[tuple[int, ...]] = (2, 1, 0)
+    n_tiles: ClassVar[int] = 16
+
+    def __init__(self, epochs: int = 40, folds: int = 3, bins: int = 6, dim: int = 32, tile_size: int = 32,
+                 seed: int = 0, progress: bool = False):
+        super().__init__(epochs, folds, bins, seed, progress)
+        self.dim, self.tile_size = int(dim), int(tile_size)
+
+    @classmethod
+    def from_config(cls, config) -> PathologyPyramid:
+        return cls(config.mil_epochs, config.folds, tile_size=config.tile_size, seed=config.seed,
+                   progress=config.progress)
+
+    @classmethod
+    def read(cls, cohort, config, on_bad_image: str = "raise"):
+        """Every patient's bag ``(len(levels), n_tiles, 18)`` of tile features, and the regions' centres.
+
+        The same ``n_tiles`` regions (cells of the widest tile's footprint, drawn with
+        ``config.seed``) are read on every slide, at every level of ``levels``, each tile
+        ``config.tile_size`` pixels a side.
+        """
+        from ...vision.multiscale import region_bag, sample_locations
+
+        def bag(slide):
+            footprint = int(config.tile_size * max(slide.level_downsamples[lv] for lv in cls.levels))
+            centers = sample_locations(slide, cls.n_tiles, footprint, config.seed)
+            return region_bag(slide, centers, cls.levels, config.tile_size)
+
+        bags, usable, notes = read_images(cohort, "pathology", config, bag, on_bad_image, check=check_pyramid)
+        return bags, usable, notes
+
+    def prepare(self, raw, rows, targets):
+        import torch
+
+        usable = self.usable(raw)
+        if targets is not None:
+            fit = np.stack([raw[i] for i in rows])  # (n, S, N, F)
+            self.mean_ = fit.mean((0, 2))[:, None, :]
+            sd = fit.std((0, 2))[:, None, :]
+            self.std_ = np.where(sd > 1e-12, sd, 1.0)
+        shape = (len(self.levels), self.n_tiles, len(self.mean_[0, 0]))
+        X = np.zeros((len(usable), *shape), np.float32)
+        for i in np.flatnonzero(usable):
+            X[i] = self.standardise(raw[i])
+        return torch.from_numpy(X), torch.ones(len(usable), self.n_tiles, dtype=torch.bool)
+
+    def standardise(self, bag: np.ndarray) -> np.ndarray:
+        """A bag of tile features ``(S, N, F)`` scaled with the training patients' mean and sd per scale."""
+        bag = np.asarray(bag, np.float32)
+        if bag.ndim != 3 or bag.shape[0] != len(self.levels) or bag.shape[2] != self.mean_.shape[2]:
+            raise ValueError(f"a bag must be ({len(self.levels)} scales, N regions, {self.mean_.shape[2]} features), "
+                             f"got shape {bag.shape}")
+        return ((bag - self.mean_) / self.std_).astype(np.float32)
+
+    def new_model(self, n_classes: int, config: dict):
+        raise NotImplementedError("pyramid stages build their fold models with new_fold_model")
+
+    # -- where on the slide ----------------------------------------------------------------
+    def region_inputs(self, slide) -> tuple[np.ndarray, np.ndarray]:
+        """Every region of a slide, standardised for the fold models: centres (R, 2) and a bag (S, R, F).
+
+        Parameters
+        ----------
+        slide :
+            A whole-slide pyramid (OpenSlide's interface).
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            The regions' level-0 centres, and their standardised tile features.
+        """
+        from ...vision.multiscale import region_bag, region_centers
+
+        check_pyramid(slide)
+        centers = region_centers(slide, self.levels, self.tile_size)
+        return centers, self.standardise(region_bag(slide, centers, self.levels, self.tile_size))
+
+    def footprint(self, slide) -> int:
+        """Side of one region in level-0 pixels on ``slide``."""
+        return int(self.tile_size * max(slide.level_downsamples[lv] for lv in self.levels))
+
+    def region_maps(self, bag: np.ndarray, models: list | None = None) -> dict[str, np.ndarray]:
+        """Attention and risk of every region of one slide, averaged over the fold models.
+
+        Taught in chapter 14. Attention is each region's weight when the model pools all the
+        regions of the slide (:func:`oncolab.vision.multiscale.tile_attention`, for the
+        multi-scale models the mean over the scales' pools); risk is what the model predicts
+        from the region alone (:func:`oncolab.vision.multiscale.tile_risks`), standardised as
+        the stage's output.
+
+        Parameters
+        ----------
+        bag : numpy.ndarray, shape (S, R, F)
+            A standardised bag of the slide's regions (from :meth:`region_inputs`).
+        models : list of torch.nn.Module, optional
+            The models to explain (default: the stage's fold models; pass others, e.g.
+            randomised copies, for a sanity check).
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            ``"attention"`` and ``"risk"``, one value per region.
+        """
+        import torch
+
+        from ...vision.multiscale import tile_attention, tile_risks
+
+        models = self.models if models is None else models
+        if not models:
+            raise RuntimeError(f"the pathology {self.name!r} stage is not fitted")
+        x = torch.from_numpy(np.asarray(bag, np.float32))
+        single = 0 if len(self.levels) == 1 else None
+        att = np.mean([tile_attention(m, x[None], scale=single)[0] for m in models], axis=0)
+        risk = np.mean([tile_risks(m, x, m.edges.numpy(), forward=self.forward_fn()) for m in models], axis=0)
+        return {"attention": att, "risk": (risk - self.center_) / self.scale_}
+
+    def settings(self) -> dict:
+        return {"epochs": self.epochs, "folds": self.folds, "bins": self.bins, "dim": self.dim,
+                "tile_size": self.tile_size, "seed": self.seed}
+
+    def arrays(self):
+        return {**super().arrays(), "feature_mean": self.mean_, "feature_std": self.std_}
+
+    def restore(self, config, arrays):
+        self.mean_, self.std_ = arrays["feature_mean"], arrays["feature_std"]
+        super().restore(config, arrays)
+
+
+class PathologyWsiMIL(PathologyPyramid):
+    """20x tiles of the slide pyramid -> gated attention-MIL with a discrete-time head, cross-fitted -> risk."""
+
+    name: ClassVar[str] = "wsi_mil"
+    levels: ClassVar[tuple[int, ...]] = (0,)
+    n_tiles: ClassVar[int] = 64
+
+    def build(self, n_bins: int):
+        from ...vision.mil import GatedAttentionMIL
+
+        return GatedAttentionMIL(int(self.mean_.shape[2]), n_bins, hidden_dim=self.dim, attention_dim=self.dim // 2,
+                                 dropout=0.1)
+
+    def forward_fn(self):
+        return lambda m, xb, mb: m(xb[:, 0], mb).logits
+
+
+class PathologyCrossFusion(PathologyPyramid):
+    """The same regions at 5x, 10x and 20x -> CrossFusion-style cross-attention, cross-fitted -> risk."""
+
+    name: ClassVar[str] = "crossfusion"
+
+    def build(self, n_bins: int):
+        from ...vision.multiscale import CrossFusionSurv
+
+        return CrossFusionSurv(int(self.mean_.shape[2]), len(self.levels), n_bins, dim=self.dim, n_heads=4,
+                               dropout=0.1)
+
+
+class PathologyConvFusion(PathologyPyramid):
+    """The same regions at 5x, 10x and 20x -> the scales merged by convolution, cross-fitted -> risk."""
+
+    name: ClassVar[str] = "convfusion"
+
+    def build(self, n_bins: int):
+        from ...vision.multiscale import ConvFusionSurv
+
+        return ConvFusionSurv(int(self.mean_.shape[2]), len(self.levels), n_bins, dim=self.dim, n_heads=4,
+                              dropout=0.1)
+
+
+class MRICNN3d(_SurvivalModels):
+    """The three MRI sequences on one grid -> a small 3D ResNet with a discrete-time head, cross-fitted -> risk."""
+
+    modality: ClassVar[str] = "mri"
+    name: ClassVar[str] = "cnn3d"
+
+    def __init__(self, epochs: int = 8, folds: int = 3, bins: int = 6, width: int = 4, seed: int = 0,
+                 progress: bool = False):
+        super().__init__(epochs, folds, bins, seed, progress)
+        self.width = int(width)
+
+    @classmethod
+    def from_config(cls, config) -> MRICNN3d:
+        return cls(folds=config.folds, seed=config.seed, progress=config.progress)
+
+    @classmethod
+    def read(cls, cohort, config, on_bad_image: str = "raise"):
+        """Every patient's MRI volume (3, D, H, W) (None where the patient has none)."""
+        return read_images(cohort, "mri", config, None, on_bad_image, check=check_volume)
+
+    def prepare(self, raw, rows, targets):
+        """The volumes themselves (checked to share one shape): they are stacked a fold at a time,
+        so that the cohort's volumes are never held twice."""
+        usable = self.usable(raw)
+        shapes = {raw[i].shape for i in np.flatnonzero(usable)}
+        if targets is not None:
+            self.shape_ = next(iter({raw[i].shape for i in rows}))
+        if shapes - {tuple(self.shape_)}:
+            raise ValueError(f"every MRI volume must have the shape {tuple(self.shape_)} the stage was fitted on; "
+                             f"got {sorted(shapes)}")
+        return raw
+
+    def tensors(self, inputs, rows):
+        import torch
+
+        X = np.zeros((len(rows), *self.shape_), np.float32)
+        for k, i in enumerate(rows):
+            if inputs[i] is not None:
+                X[k] = inputs[i]
+        return torch.from_numpy(X), torch.ones(len(rows), 1, dtype=torch.bool)
+
+    def build(self, n_bins: int):
+        from ...vision.mri3d import MRIEncoder3d
+
+        return MRIEncoder3d(3, width=self.width, out_dim=16, head=n_bins)
+
+    def forward_fn(self):
+        return lambda m, xb, mb: m(xb)
+
+    def batch_size(self) -> int:
+        return 16
+
+    def settings(self) -> dict:
+        return {"epochs": self.epochs, "folds": self.folds, "bins": self.bins, "width": self.width, "seed": self.seed}
+
+    def extra_state(self) -> dict:
+        return {**super().extra_state(), "shape": list(self.shape_)}
+
+    def restore(self, config, arrays):
+        self.shape_ = tuple(config["shape"])
+        super().restore(config, arrays)
