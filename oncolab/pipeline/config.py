@@ -93,11 +93,11 @@ class SystemConfig:
     detector_imgsz: int = _setting(96, "YOLO image size (a multiple of 32)", 32, stage=True)
     mil_epochs: int = _setting(40, "training epochs of each cross-fitted attention-MIL model", 1, stage=True)
     tile_size: int = _setting(64, "pathology tile side in pixels", 8, stage=True)
-    max_tiles: int = _setting(16, "tissue tiles per slide region read by the deep tile stages (drawn at random "
+    max_tiles: int = _setting(8, "tissue tiles per slide region read by the deep tile stages (drawn at random "
                               "beyond that)", 1, stage=True)
     tile_pixels: int = _setting(32, "side the deep tile stages shrink each tile to (must divide tile_size)", 8,
                                 stage=True)
-    tile_epochs: int = _setting(6, "training epochs of each cross-fitted tile encoder (resnet_tiles, vit_tiles)", 1,
+    tile_epochs: int = _setting(4, "training epochs of each cross-fitted tile encoder (resnet_tiles, vit_tiles)", 1,
                                 stage=True)
     tile_pooling: str = _setting("mean", "how the tile stages pool a patient's tiles: mean, or attention "
                                  "(attention-MIL on the tile embeddings)", stage=True)

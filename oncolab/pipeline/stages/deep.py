@@ -122,7 +122,7 @@ class TileEncoderStage(CrossFittedEncoder):
     modality: ClassVar[str] = "pathology"
     family: ClassVar[str] = ""
 
-    def __init__(self, tile_size: int = 64, tile_pixels: int = 32, max_tiles: int = 16, epochs: int = 6,
+    def __init__(self, tile_size: int = 64, tile_pixels: int = 32, max_tiles: int = 8, epochs: int = 4,
                  pooling: str = "mean", mil_epochs: int = 40, folds: int = 3, seed: int = 0, progress: bool = False,
                  output: str = "logp", components: int = 8, pretrained: bool = False):
         super().__init__(folds, seed, progress, output=output, components=components, pretrained=pretrained)
