@@ -408,3 +408,40 @@ def test_abnormal_narration_names_exactly_the_abnormal_values(data):
                      for i, pid in enumerate(sub.ids)]
     with pytest.raises(ValueError, match="narration"):
         narrate(data.cohort.labs.iloc[0], narration="some")
+
+
+# --------------------------------------------------------------------------------------------
+# the radiograph CNN hands over features too; the lab-text stages narrate as configured
+# --------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_radiograph_cnn_hands_over_reduced_features_and_round_trips(data, tmp_path):
+    from oncolab.pipeline.stages import RadiographCNN
+
+    cfg = SystemConfig(modalities=("radiograph", "clinical"), radiograph_encoder="cnn", stage_output="features",
+                       feature_components=3, **TINY)
+    s = OncoLabSystem(cfg).fit(data.ctr)
+    stage = s.stages["radiograph"]
+    assert type(stage) is RadiographCNN and isinstance(stage, CrossFittedEncoder)
+    assert (stage.output, stage.components, stage.settings()["output"]) == ("features", 3, "features")
+    assert s.feature_names()["radiograph"] == [f"radiograph: cnn feature PC{k}" for k in (1, 2, 3)]
+    # a training patient's features: the PCA scores of the fold model that did not see it, unit variance
+    Z = stage.transform(read_inputs(data.ctr, cfg).raw["radiograph"])
+    assert Z.shape == (len(data.ctr), 3) and np.all(np.isfinite(Z))
+    _same_predictions(s, data.cte, tmp_path / "m")
+    # the log-probability output is unchanged by the new settings' defaults
+    assert RadiographCNN().output == "logp"
+
+
+def test_lab_text_stage_narrates_as_the_config_says(data):
+    from oncolab.pipeline.stages import STAGES as REG
+    from oncolab.text import narrate_cohort
+
+    sub = data.cohort.subset(np.arange(6))
+    cls = REG["labs"]["tfidf"]
+    for narration in ("all", "abnormal"):
+        texts, usable, _ = cls.read(sub, SystemConfig(labs_encoder="tfidf", lab_narration=narration))
+        assert usable.all()
+        assert list(texts) == narrate_cohort(sub, seed=0, by="id", narration=narration)
+    short = cls.read(sub, SystemConfig(labs_encoder="tfidf", lab_narration="abnormal"))[0]
+    full = cls.read(sub, SystemConfig(labs_encoder="tfidf"))[0]
+    assert all(len(a) <= len(b) for a, b in zip(short, full)) and list(short) != list(full)

@@ -14,20 +14,27 @@ module                     what it holds
 ``config.py``              :class:`SystemConfig`: every setting once; CLI options from it
 ``presets.py``             named configurations (``handcrafted``, ``learned``, ...)
 ``system.py``              :class:`OncoLabSystem`: composes stages and fusion; save/load
-``experiments.py``         :func:`ablation`, :func:`robustness`
-``report.py``              :func:`patient_report`: one patient's Markdown report
+``experiments.py``         :func:`ablation`, :func:`robustness`, :func:`detection_metrics`
+``report.py``              :func:`patient_report` (one patient's Markdown report), :func:`feature_importance`
 =========================  ==================================================================
 """
 
 from __future__ import annotations
 
 from .config import FORMAT_VERSION, SystemConfig
-from .experiments import ablation, robustness
+from .experiments import ablation, detection_metrics, robustness
 from .presets import PRESETS, preset
-from .report import explain_patient, patient_report, tile_attention_map, top_genes
+from .report import (
+           explain_patient,
+           feature_importance,
+           patient_report,
+           tile_attention_map,
+           top_genes,
+)
 from .stages import DETECTORS, STAGES, Inputs, Stage, stage_class
 from .system import RISK_GROUPS, OncoLabSystem, cohort_from_patient, read_inputs
 
 __all__ = ["DETECTORS", "FORMAT_VERSION", "PRESETS", "RISK_GROUPS", "STAGES", "Inputs", "OncoLabSystem", "Stage",
-           "SystemConfig", "ablation", "cohort_from_patient", "explain_patient", "patient_report", "preset",
-           "read_inputs", "robustness", "stage_class", "tile_attention_map", "top_genes"]
+           "SystemConfig", "ablation", "cohort_from_patient", "detection_metrics", "explain_patient",
+           "feature_importance", "patient_report", "preset", "read_inputs", "robustness", "stage_class",
+           "tile_attention_map", "top_genes"]

@@ -33,13 +33,11 @@ hospital data, so the papers' numbers are set beside ours for orientation only.
   training from a configuration; ``detector="yolo"``); the square window around the detected
   box through the small ResNet of chapter 2 (``radiograph_encoder="cnn"``); the slide
   region's tissue tiles through a small ResNet trained on the tiles (``resnet_tiles``),
-  their embeddings averaged per patient; the tile stage hands the fusion penultimate-layer
-  features reduced by PCA (``stage_output="features"``, cross-fitted), as the paper fuses
-  features rather than predictions; the radiograph CNN does not read that setting yet and
-  still hands over class log-probabilities, and the lab-text stage does not yet pass
-  ``lab_narration="abnormal"`` to the narrator, so every value is narrated, not only the
-  abnormal ones (both are known gaps); the narrative comes from the template narrator of
-  chapter 6 (the LLM narrator
+  their embeddings averaged per patient; both image stages hand the fusion penultimate-layer
+  features reduced by a PCA fitted on the training patients (``stage_output="features"``,
+  cross-fitted), as the paper fuses features rather than predictions; only the abnormal lab
+  values are narrated (``lab_narration="abnormal"``), as in the paper; the narrative comes
+  from the template narrator of chapter 6 (the LLM narrator
   needs a model download and minutes per cohort; it is checked against the same facts in
   chapter 6), encoded by the tiny BERT pretrained on the training narratives (``bert``;
   ``labs_encoder="biobert"`` loads BioBERT where the hub is reachable); ``early`` fusion (the

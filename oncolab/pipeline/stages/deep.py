@@ -44,34 +44,23 @@ POOLINGS = ("mean", "attention")
 # --------------------------------------------------------------------------------------------
 # radiograph: the CNN's detector and window, a ViT
 # --------------------------------------------------------------------------------------------
-class RadiographViT(CrossFittedEncoder, RadiographCNN):
+class RadiographViT(RadiographCNN):
     """Detector box -> square window -> small ViT (cross-fitted) -> class log-probabilities or features.
 
-    The settings are :class:`~oncolab.pipeline.stages.RadiographCNN`'s (``crop_size`` must be a
-    multiple of 8, or of 16 with ``pretrained``) and :class:`CrossFittedEncoder`'s.
+    The settings are :class:`~oncolab.pipeline.stages.RadiographCNN`'s; ``crop_size`` must be a
+    multiple of 8, or of 16 with ``pretrained`` (timm's ``vit_tiny``).
     """
 
     modality: ClassVar[str] = "radiograph"
     name: ClassVar[str] = "vit"
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        patch = 16 if self.pretrained else 8
-        if self.crop_size % patch:
-            raise ValueError(f"the radiograph ViT needs crop_size to be a multiple of {patch}, got {self.crop_size}")
+    family: ClassVar[str] = "vit"
 
     def set_output(self, output: str, components: int, pretrained: bool) -> None:
         super().set_output(output, components, pretrained)
-        if pretrained and getattr(self, "crop_size", 16) % 16:
-            raise ValueError(f"the pretrained radiograph ViT needs crop_size to be a multiple of 16, got "
-                             f"{self.crop_size}")
-
-    def new_model(self, n_classes: int, config: dict | None = None, fold: int = 0):
-        """A fold's ViT; weights are downloaded only to train (``config`` given: a model to load into)."""
-        from ...vision.encoders import image_classifier
-
-        return image_classifier("vit", self.pretrained and config is None, 1, n_classes, self.crop_size,
-                                self.seed + fold)
+        patch = 16 if pretrained else 8
+        if self.crop_size % patch:
+            raise ValueError(f"the {'pretrained ' if pretrained else ''}radiograph ViT needs crop_size to be a "
+                             f"multiple of {patch}, got {self.crop_size}")
 
     def grad_cam(self, crop: np.ndarray, target: int | None = None) -> np.ndarray:
         raise TypeError("a ViT has no convolution layer for Grad-CAM; use attention_map (attention rollout)")

@@ -22,7 +22,9 @@ then describes the lesion with an *encoder* (the stage's registry name):
   :func:`oncolab.features.lesion_measurements` inside the box, standardised;
 * ``cnn``: a square window centred on the box (``crop_window`` times the image side,
   resized to ``crop_size`` pixels) -> small ResNet trained on the diagnosis, cross-fitted
-  (:class:`~oncolab.pipeline.stages.base.CrossFittedStage`) -> class log-probabilities.
+  (:class:`~oncolab.pipeline.stages.base.CrossFittedStage`) -> class log-probabilities, or the
+  network's penultimate-layer features reduced by a PCA fitted on the training patients
+  (``SystemConfig.stage_output``, :class:`~oncolab.pipeline.stages.outputs.CrossFittedEncoder`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .base import CrossFittedStage, Stage, Targets, prefixed, present, read_images
+from .base import Stage, Targets, prefixed, present, read_images
+from .outputs import CrossFittedEncoder
 
 __all__ = ["DETECTORS", "AnnotatedBoxes", "Detector", "FinderBoxes", "RadiographCNN", "RadiographMeasurements",
            "YoloBoxes", "read_radiographs"]
@@ -310,25 +313,45 @@ class RadiographMeasurements(_DetectorMixin, Stage):
         self.mean_, self.std_ = arrays["mean"], arrays["std"]
 
 
-class RadiographCNN(_DetectorMixin, CrossFittedStage):
-    """Detector box -> square window -> small ResNet (cross-fitted) -> class log-probabilities."""
+class RadiographCNN(_DetectorMixin, CrossFittedEncoder):
+    """Detector box -> square window -> small ResNet (cross-fitted) -> class log-probabilities or features.
+
+    Parameters
+    ----------
+    detector : Detector, optional
+        The box finder (default: :class:`FinderBoxes`).
+    window : float
+        Window side as a fraction of the image side, in (0, 1].
+    crop_size : int
+        Side in pixels the window is resized to.
+    epochs : int
+        Training epochs of each fold's network.
+    folds, seed, progress
+        As in :class:`~oncolab.pipeline.stages.CrossFittedStage`.
+    output, components, pretrained
+        As in :class:`~oncolab.pipeline.stages.outputs.CrossFittedEncoder`: class
+        log-probabilities, or the penultimate layer reduced to ``components`` values;
+        ``pretrained`` starts from timm's ``resnet18`` with ImageNet weights (needs the hub).
+    """
 
     modality: ClassVar[str] = "radiograph"
     name: ClassVar[str] = "cnn"
+    family: ClassVar[str] = "resnet"
 
     def __init__(self, detector=None, window: float = 0.5, crop_size: int = 64, epochs: int = 15, folds: int = 3,
-                 seed: int = 0, progress: bool = False):
-        super().__init__(folds, seed, progress)
+                 seed: int = 0, progress: bool = False, output: str = "logp", components: int = 8,
+                 pretrained: bool = False):
         if not 0 < window <= 1:
             raise ValueError(f"window must lie in (0, 1], got {window!r}")
-        self.detector = detector if detector is not None else FinderBoxes()
         self.window, self.crop_size, self.epochs = float(window), int(crop_size), int(epochs)
+        super().__init__(folds, seed, progress, output=output, components=components, pretrained=pretrained)
+        self.detector = detector if detector is not None else FinderBoxes()
         self.notes_: list[tuple[int, str]] = []
 
     @classmethod
     def from_config(cls, config) -> RadiographCNN:
         return cls(_new_detector(config), config.crop_window, config.crop_size, config.cnn_epochs, config.folds,
-                   config.seed, config.progress)
+                   config.seed, config.progress, config.stage_output, config.feature_components, config.pretrained)
 
     def crops(self, raw: dict, boxes: np.ndarray) -> np.ndarray:
         """Square windows (``window`` x image side) centred on ``boxes``, resized to ``crop_size``."""
@@ -349,9 +372,11 @@ class RadiographCNN(_DetectorMixin, CrossFittedStage):
         return self.crops(raw, self.boxes(raw))
 
     def new_model(self, n_classes: int, config: dict | None = None, fold: int = 0):
-        from ...vision.encoders import image_encoder
+        """A fold's network; weights are downloaded only to train (``config`` given: a model to load into)."""
+        from ...vision.encoders import image_classifier
 
-        return image_encoder("small_resnet", in_chans=1, num_classes=n_classes, seed=self.seed + fold)
+        return image_classifier(self.family, self.pretrained and config is None, 1, n_classes, self.crop_size,
+                                self.seed + fold)
 
     def fit_model(self, inputs, rows, y, n_classes, seed):
         from ...vision.encoders import train_classifier
@@ -375,8 +400,8 @@ class RadiographCNN(_DetectorMixin, CrossFittedStage):
         return (cam - cam.min()) / (cam.max() - cam.min() + 1e-12)
 
     def settings(self) -> dict:
-        return {"window": self.window, "crop_size": self.crop_size, "epochs": self.epochs, "folds": self.folds,
-                "seed": self.seed}
+        return {**super().settings(), "window": self.window, "crop_size": self.crop_size, "epochs": self.epochs,
+                "folds": self.folds, "seed": self.seed}
 
     def extra_state(self) -> dict:
         return {**super().extra_state(), "detector": self.detector_state()[0]}

@@ -193,13 +193,17 @@ class LabsText(Stage):
 
     @classmethod
     def read(cls, cohort, config, on_bad_image: str = "raise"):
-        """Every patient's lab narrative (object array of str; None where no lab was measured)."""
+        """Every patient's lab narrative (object array of str; None where no lab was measured).
+
+        ``config.lab_narration`` says which values the narrative names: all, or only the
+        abnormal ones (as the bone-tumour paper narrates).
+        """
         from ...text import narrate_cohort
 
         labs, usable, notes = read_table(cohort, "labs")
         texts = np.empty(len(cohort), dtype=object)
         if labs is not None:
-            texts[:] = narrate_cohort(cohort, seed=config.seed, by="id")
+            texts[:] = narrate_cohort(cohort, seed=config.seed, by="id", narration=config.lab_narration)
             texts[~usable] = None
         return texts, usable, notes
 
