@@ -244,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``oncolab`` argument parser; the ``run`` options are generated from :class:`~oncolab.pipeline.SystemConfig`."""
     from .pipeline import PRESETS
     from .pipeline.config import add_arguments
+    from .pipeline.presets import PRESET_SUMMARIES
 
     p = argparse.ArgumentParser(prog="oncolab", description="OncoLab: multimodal AI in oncology, from the "
                                 "synthetic cohort to a trained system and per-patient reports.")
@@ -262,16 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output folder")
     sp.set_defaults(func=cmd_cohort)
 
-    sp = sub.add_parser("run", help="train and evaluate the whole system; write metrics, ablation, model, reports")
+    presets_text = "presets (--preset NAME):\n" + "\n".join(
+        f"  {name:<15}{PRESET_SUMMARIES[name]}" for name in PRESETS)
+    sp = sub.add_parser("run", help="train and evaluate the whole system; write metrics, ablation, model, reports",
+                        epilog=presets_text, formatter_class=argparse.RawDescriptionHelpFormatter)
     cohort_args(sp)
     sp.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     sp.add_argument("--data", default=None,
                     help="a cohort folder to train and evaluate on (default: generate the synthetic cohort)")
     sp.add_argument("--preset", default="learned", choices=list(PRESETS),
-                    help="named configuration (default learned: YOLO boxes, CNN on the lesion window, attention-MIL "
-                         "over slide tiles, lab narratives as text; handcrafted: the hand-made lesion finder and "
-                         "measurements, about a third of the time; annotated_box: handcrafted with the annotated "
-                         "box read at prediction, an upper bound); the options below change it")
+                    help="named configuration (default learned; each is described below, and in "
+                         "oncolab.pipeline.presets); the options below change it")
     sp.add_argument("--n-boot", type=_non_negative, default=200, help="bootstrap resamples for the intervals (default 200)")
     sp.add_argument("--reports", type=_non_negative, default=3, help="patient reports to write (default 3)")
     sp.add_argument("--no-ablation", action="store_true", help="skip the ablation table")

@@ -445,3 +445,16 @@ def test_lab_text_stage_narrates_as_the_config_says(data):
     short = cls.read(sub, SystemConfig(labs_encoder="tfidf", lab_narration="abnormal"))[0]
     full = cls.read(sub, SystemConfig(labs_encoder="tfidf"))[0]
     assert all(len(a) <= len(b) for a, b in zip(short, full)) and list(short) != list(full)
+
+
+def test_run_help_describes_every_preset(capsys):
+    from oncolab.cli import build_parser
+    from oncolab.pipeline import PRESETS
+    from oncolab.pipeline.presets import PRESET_SUMMARIES
+
+    assert set(PRESET_SUMMARIES) == set(PRESETS)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    out = capsys.readouterr().out
+    for name, summary in PRESET_SUMMARIES.items():
+        assert f"  {name} " in out and summary.split(":")[0] in out

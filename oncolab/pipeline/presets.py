@@ -122,7 +122,7 @@ from typing import Any
 
 from .config import SystemConfig
 
-__all__ = ["PRESETS", "PRESET_COHORTS", "preset", "preset_cohort"]
+__all__ = ["PRESETS", "PRESET_COHORTS", "PRESET_SUMMARIES", "preset", "preset_cohort"]
 
 PRESETS: dict[str, dict[str, Any]] = {
     "handcrafted": {},
@@ -143,6 +143,22 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "fusion": "early"},
 }
 """``{name: settings}``: each preset's changes to the defaults of :class:`SystemConfig`."""
+
+PRESET_SUMMARIES: dict[str, str] = {
+    "handcrafted": "hand-made lesion finder and measurements, nuclear measurements, lab values, gene PCA; seconds",
+    "learned": "YOLO boxes, CNN on the lesion window, attention-MIL over slide tiles, lab narrative as TF-IDF; "
+               "late fusion",
+    "annotated_box": "handcrafted with the annotated box read at prediction: an upper bound that reads a label",
+    "bone_tumor": "the bone-tumour paper: YOLO, ResNet features of the window and of slide tiles, abnormal labs "
+                  "narrated into a BERT; early fusion of three",
+    "oncovision": "OncoVision: ViT on slide tiles with attention pooling, gene expression, clinical data; "
+                  "attention fusion, Cox risk, explanations of both",
+    "medfusion": "MEDFUSION: symptom notes into findings (negation handled), CNN, random forest / SVM on "
+                 "structured data; hybrid fusion",
+    "chimera": "CHIMERA (prostate cohort): whole-slide attention-MIL, 3-D MRI CNN, clinical data; survival",
+    "crossfusion": "CrossFusion (prostate cohort): the slide at three magnifications with cross-attention; survival",
+}
+"""``{name: one line}``: what each preset is, for ``oncolab run --help``."""
 
 PRESET_COHORTS: dict[str, str] = {"chimera": "prostate", "crossfusion": "prostate"}
 """``{name: cohort}`` for the presets made for another synthetic cohort than the bone-tumour one."""
