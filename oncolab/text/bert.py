@@ -90,8 +90,8 @@ def tiny_bert_config(vocab_size: int, hidden_size: int = 64, num_layers: int = 2
 def tiny_bert(tokenizer, seed: int = 0, **config):
     """A freshly initialised ``BertForMaskedLM`` for ``tokenizer``'s vocabulary (seeded).
 
-    Taught in chapter 6. The weights are drawn after ``torch.manual_seed(seed)``, which also
-    leaves PyTorch's global random state seeded.
+    Taught in chapter 6. The weights are drawn after ``torch.manual_seed(seed)`` inside
+    ``torch.random.fork_rng``, so PyTorch's global random state is left as it was.
 
     Parameters
     ----------
@@ -116,8 +116,9 @@ def tiny_bert(tokenizer, seed: int = 0, **config):
     from transformers import BertForMaskedLM
 
     cfg = tiny_bert_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id, **config)
-    torch.manual_seed(_check_seed(seed))
-    model = BertForMaskedLM(cfg)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_check_seed(seed))
+        model = BertForMaskedLM(cfg)
     model.eval()
     return model
 
