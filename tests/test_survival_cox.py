@@ -11,7 +11,8 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.linear_model.coxph import CoxPHOptimizer
 from sksurv.preprocessing import OneHotEncoder
 
-from oncolab.survival import CoxPH, as_structured, cox_partial_likelihood
+from oncolab.data import survival_array
+from oncolab.survival import CoxPH, cox_partial_likelihood
 
 
 @pytest.fixture(scope="module")
@@ -97,11 +98,11 @@ def test_separation_warns_and_names_the_covariate():
 
     Xdf = pd.DataFrame(X, columns=["noise", "leaky"])
     with pytest.warns(ConvergenceWarning, match="'leaky'"):
-        CoxPH(max_iter=30).fit(Xdf, as_structured(np.ones(n, bool), t))
+        CoxPH(max_iter=30).fit(Xdf, survival_array(np.ones(n, bool), t))
 
 
 def test_bad_input_errors():
-    y = as_structured([True, False, True], [1.0, 2.0, 3.0])
+    y = survival_array([True, False, True], [1.0, 2.0, 3.0])
     with pytest.raises(ValueError, match="NaN"):
         CoxPH().fit(np.array([[1.0], [np.nan], [2.0]]), y)
     with pytest.raises(ValueError, match="rows"):

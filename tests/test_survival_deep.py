@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from oncolab.data import survival_array
 from oncolab.survival import (
     CoxPH,
     DeepSurv,
     DiscreteTimeSurvival,
     SksurvModel,
-    as_structured,
     bin_index,
     cox_partial_likelihood,
     cox_ph_loss,
@@ -29,7 +29,7 @@ def _toy(seed=0, n=240, p=4):
     beta = np.array([1.0, -0.7] + [0.0] * (p - 2))
     t = rng.exponential(np.exp(-X @ beta)) * 10
     c = rng.uniform(3, 30, n)
-    return X, as_structured(t <= c, np.round(np.minimum(t, c), 1))
+    return X, survival_array(t <= c, np.round(np.minimum(t, c), 1))
 
 
 @pytest.mark.parametrize("ties", ["breslow", "efron"])

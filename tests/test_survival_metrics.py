@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sksurv import metrics as skm
 
+from oncolab.data import survival_array
 from oncolab.survival import (
-    as_structured,
     brier_score,
     calibration_at_horizon,
     censoring_survival,
@@ -33,7 +33,7 @@ def _data(seed, n=300, ties=True):
     risk = x + 0.5 * rng.normal(size=n)
     if ties:
         risk = np.round(risk, 1)
-    return as_structured(event, time), risk
+    return survival_array(event, time), risk
 
 
 @settings(max_examples=60, deadline=None)
@@ -154,7 +154,7 @@ def test_calibration_table_is_close_for_the_true_model():
     x = rng.normal(size=n)
     t = rng.exponential(np.exp(-x))
     c = rng.exponential(3.0, size=n)
-    y = as_structured(t <= c, np.minimum(t, c))
+    y = survival_array(t <= c, np.minimum(t, c))
     h = 0.5
     table = calibration_at_horizon(y, np.exp(-h * np.exp(x)), h, n_groups=5)
     assert list(table.columns) == ["group", "n", "predicted", "observed", "observed_low", "observed_high"]

@@ -7,8 +7,8 @@ import pytest
 from sksurv.compare import compare_survival
 from sksurv.nonparametric import kaplan_meier_estimator, nelson_aalen_estimator
 
+from oncolab.data import survival_array
 from oncolab.survival import (
-    as_structured,
     kaplan_meier,
     logrank_test,
     nelson_aalen,
@@ -72,7 +72,7 @@ def test_logrank_matches_sksurv_and_lifelines(k):
     g = np.repeat(np.arange(k), 240 // k)
     t = t + g  # a real difference between groups
     res = logrank_test(t, e, g)
-    chi2, p = compare_survival(as_structured(e, t), g)
+    chi2, p = compare_survival(survival_array(e, t), g)
     assert res["statistic"] == pytest.approx(chi2, rel=1e-10)
     assert res["p_value"] == pytest.approx(p, rel=1e-8)
     ll = multivariate_logrank_test(t, g, e)
@@ -91,7 +91,7 @@ def test_risk_groups_and_plot():
     rng = np.random.default_rng(0)
     x = rng.normal(size=300)
     t = rng.exponential(np.exp(-x))
-    y = as_structured(np.ones(300, bool), t)
+    y = survival_array(np.ones(300, bool), t)
     g = risk_groups(x, 3)
     assert set(g) == {"low", "intermediate", "high"}
     assert x[g == "high"].min() >= x[g == "low"].max()
