@@ -24,7 +24,6 @@ from oncolab.text import (
     embed_texts,
     evaluate_mlm,
     flag_panel,
-    lab_text_embeddings,
     learn_wordpiece,
     mask_tokens,
     mlm_loss,
@@ -300,15 +299,9 @@ def test_biobert_offline_fails_fast_with_advice():
     assert time.perf_counter() - t0 < 2.0
 
 
-def test_lab_text_embeddings_one_row_per_patient(cohort):
-    enc = TfidfEncoder()
+def test_an_unfitted_tfidf_encoder_refuses_to_encode():
     with pytest.raises(RuntimeError, match="fit"):
-        enc.encode(["x"])
-    e = lab_text_embeddings(cohort, enc, seed=0, fit_index=np.arange(40))
-    assert e.shape[0] == len(cohort) and e.dtype == np.float32 and e.shape[1] > 10
-    np.testing.assert_array_equal(e, lab_text_embeddings(cohort, TfidfEncoder(), seed=0, fit_index=np.arange(40)))
-    with pytest.raises(ValueError, match="fit_index"):
-        lab_text_embeddings(cohort, TfidfEncoder(), fit_index=[999])
+        TfidfEncoder().encode(["x"])
 
 
 def test_numeric_panel_model_reads_the_panel_through_lab_features(cohort):
@@ -334,7 +327,9 @@ def test_tiny_bert_encoder_same_seed_same_bytes(cohort):
 
     def run():
         enc = TinyBertEncoder(vocab_size=80, hidden_size=16, num_layers=1, num_heads=2, epochs=1, batch_size=20)
-        return enc, lab_text_embeddings(cohort, enc, seed=3, fit_index=np.arange(40))
+        texts = narrate_cohort(cohort, seed=3)
+        enc.fit(texts[:40], seed=3)   # pretrained on the first 40 patients' narratives only
+        return enc, enc.encode(texts)
 
     enc, a = run()
     _, b = run()
@@ -357,3 +352,12 @@ def test_llm_narrator_runs_a_real_pipeline_and_rejects_its_invented_text(tmp_pat
         text = llm.narrate({"alp": 250}, seed=0)
     assert llm._load_error is None and llm.last_source == "template"
     assert text == narrate({"alp": 250}, seed=0)
+
+
+def test_tiny_bert_leaves_the_global_random_state_as_it_was(texts):
+    tk = train_wordpiece(texts, 120)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    tiny_bert(tk, seed=7, hidden_size=16, num_layers=1, num_heads=2)
+    np.testing.assert_array_equal(torch.rand(3).numpy(), expected.numpy())

@@ -4,8 +4,8 @@ Taught in chapter 6 ("From blood tests to sentences"). The biomarkers and the fl
 in :mod:`oncolab.data.labs`; this subpackage turns them into text and vectors, and reads
 structured findings out of free-text symptom notes with negation handled
 (:mod:`oncolab.text.symptoms`).
-:func:`lab_text_embeddings` gives one vector per patient of a cohort. The panel's numbers, as
-numbers, are featurised by :class:`oncolab.features.LabFeatures`.
+The text lab stages of the complete system (chapter 12) narrate and encode a whole cohort. The
+panel's numbers, as numbers, are featurised by :class:`oncolab.features.LabFeatures`.
 """
 
 from .baselines import embedding_model, numeric_panel_model, tfidf_model
@@ -24,7 +24,6 @@ from .encoders import (
     TextEncoder,
     TfidfEncoder,
     TinyBertEncoder,
-    lab_text_embeddings,
 )
 from .narrator import (
     DEFAULT_LLM,
@@ -69,7 +68,7 @@ __all__ = [
     "TextEncoder", "TfidfEncoder", "TinyBertEncoder", "check_panel",
     "embed_texts", "embedding_model", "evaluate_mlm", "extract_findings", "find_mentions", "finding_status",
     "flag_panel", "flag_table", "format_value",
-    "is_missing", "lab_text_embeddings", "learn_wordpiece", "mask_tokens",
+    "is_missing", "learn_wordpiece", "mask_tokens",
     "mlm_loss", "narrate", "narrate_cohort", "narrate_results", "numeric_panel_model",
     "patient_seed", "pre_tokenize", "pretrain_mlm", "tfidf_model", "tiny_bert", "tiny_bert_config",
     "to_canonical", "train_wordpiece", "word_counts", "wordpiece_tokenize",

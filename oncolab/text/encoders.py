@@ -2,8 +2,7 @@
 
 Taught in chapter 6 ("From blood tests to sentences"), where :class:`TfidfEncoder` and
 :class:`BioBertEncoder` embed the lab narratives; the text stages of the complete system
-(chapter 12) use these classes through the same interface. :func:`lab_text_embeddings` does the
-narrating and the encoding for a whole cohort in one call.
+(chapter 12) use these classes through the same interface.
 
 * :class:`TfidfEncoder`: word and word-pair counts weighted by inverse document frequency;
 * :class:`TinyBertEncoder`: a WordPiece tokenizer and a tiny BERT, both trained on the texts
@@ -28,7 +27,6 @@ __all__ = [
     "TextEncoder",
     "TfidfEncoder",
     "TinyBertEncoder",
-    "lab_text_embeddings",
 ]
 
 BIOBERT = "dmis-lab/biobert-base-cased-v1.2"
@@ -445,50 +443,3 @@ class BioBertEncoder(TextEncoder):
             When the model is a hub name and the hub cannot be reached.
         """
         return cls(cfg["model"], cfg["pooling"], cfg["max_length"], cfg["batch_size"])
-
-
-def lab_text_embeddings(cohort, encoder: TextEncoder | None = None, seed: int = 0,
-                        fit_index: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-    """One embedding per patient of ``cohort``: narrate the lab panel, then encode the text.
-
-    The narratives are written by :func:`oncolab.text.narrator.narrate_cohort` (chapter 6).
-
-    Parameters
-    ----------
-    cohort : Cohort
-        A cohort with a ``labs`` table (and ``clinical`` for sex- and age-specific ranges).
-    encoder : TextEncoder, optional
-        Any :class:`TextEncoder`; default a fresh :class:`TfidfEncoder`. An encoder that is
-        not fitted yet is fitted on the narratives of ``fit_index``, so that nothing is
-        learned from the test patients when you pass the training positions; a fitted one is
-        used as it is.
-    seed : int, default 0
-        Seeds the narrator and the encoder's training.
-    fit_index : array-like of int, optional
-        Positions (not labels) of the patients to fit on; all patients when None.
-
-    Returns
-    -------
-    numpy.ndarray of float32, shape (len(cohort), d)
-        Rows in the cohort's order. Patients without any lab result are narrated as such and
-        still get a row.
-
-    Raises
-    ------
-    TypeError
-        When ``encoder`` is not a :class:`TextEncoder`.
-    ValueError
-        When ``fit_index`` is empty or holds a position outside the cohort.
-    """
-    from .narrator import narrate_cohort
-
-    encoder = TfidfEncoder() if encoder is None else encoder
-    if not isinstance(encoder, TextEncoder):
-        raise TypeError(f"encoder must be a TextEncoder, got {type(encoder).__name__}")
-    texts = narrate_cohort(cohort, seed=seed)
-    if not encoder.fitted:
-        idx = np.arange(len(texts)) if fit_index is None else np.asarray(fit_index)
-        if idx.size == 0 or idx.min() < 0 or idx.max() >= len(texts):
-            raise ValueError(f"fit_index must hold positions in [0, {len(texts)}), got {idx!r}")
-        encoder.fit([texts[i] for i in idx], seed=seed)
-    return encoder.encode(texts)
