@@ -1,5 +1,5 @@
 """oncolab.explain: permutation importance against scikit-learn, integrated gradients (of a class
-and of the risk) against captum, the randomisation test (which must fail for an explainer that ignores the model),
+and of the risk) against captum and against closed forms, the randomisation test (which must fail for an explainer that ignores the model),
 deletion curves, truth ranks, modality ablation and records."""
 
 import numpy as np
@@ -115,6 +115,67 @@ def test_integrated_gradients_of_the_risk_match_captum_and_completeness():
                            integrated_gradients(model, X, mask, target="risk", steps=8)["labs"])
     with pytest.raises(ValueError, match="risk"):
         integrated_gradients(model, X, mask, target="hazard")
+
+
+class _PolyModel(torch.nn.Module):
+    """A stand-in for a fused model whose outputs integrate in closed form: class 0's logit is linear,
+    class 1's is the sum of squares of modality ``a``, and the risk is linear in ``a`` plus the sum
+    of squares of ``b``."""
+
+    def __init__(self):
+        super().__init__()
+        from types import SimpleNamespace
+
+        self.fusion = SimpleNamespace(modalities=["a", "b"])
+        self.wa = torch.tensor([0.5, -2.0, 1.5])
+        self.wb = torch.tensor([1.0, 0.25])
+
+    def forward(self, X, mask):
+        from types import SimpleNamespace
+
+        a, b = X["a"], X["b"]
+        logits = torch.stack([a @ self.wa + b @ self.wb, (a ** 2).sum(1)], 1)
+        return SimpleNamespace(logits=logits, risk=a @ self.wa + (b ** 2).sum(1))
+
+
+@pytest.mark.parametrize("steps", [1, 3, 16])
+def test_integrated_gradients_are_exact_for_linear_and_quadratic_outputs(steps):
+    # the midpoint rule integrates a gradient that is linear along the path exactly, at any number of
+    # steps: IG = w (x - x') for a linear output and x^2 - x'^2 for a square (a left or right Riemann
+    # sum would miss the square by (x - x')^2 / steps)
+    rng = np.random.default_rng(0)
+    X = {"a": rng.normal(size=(7, 3)), "b": rng.normal(size=(7, 2))}
+    base = {"a": rng.normal(size=3), "b": rng.normal(size=2)}
+    mask = np.ones((7, 2), bool)
+    model = _PolyModel()
+    wa, wb = model.wa.numpy().astype(float), model.wb.numpy().astype(float)
+    # captum asks for at least two steps
+    for fn in (integrated_gradients, integrated_gradients_captum) if steps > 1 else (integrated_gradients,):
+        lin = fn(model, X, mask, 0, baseline=base, steps=steps)
+        np.testing.assert_allclose(lin["a"], (X["a"] - base["a"]) * wa, atol=1e-5)
+        np.testing.assert_allclose(lin["b"], (X["b"] - base["b"]) * wb, atol=1e-5)
+        sq = fn(model, X, mask, np.ones(7, int), baseline=base, steps=steps)
+        np.testing.assert_allclose(sq["a"], X["a"] ** 2 - base["a"] ** 2, atol=1e-5)
+        np.testing.assert_allclose(sq["b"], 0.0, atol=1e-7)
+        risk = fn(model, X, mask, "risk", baseline=base, steps=steps)
+        np.testing.assert_allclose(risk["a"], (X["a"] - base["a"]) * wa, atol=1e-5)
+        np.testing.assert_allclose(risk["b"], X["b"] ** 2 - base["b"] ** 2, atol=1e-5)
+    # the zero baseline by default
+    zero = integrated_gradients(model, X, mask, "risk", steps=steps)
+    np.testing.assert_allclose(zero["b"], X["b"] ** 2, atol=1e-5)
+
+
+@pytest.mark.parametrize("steps", [0, -3, 2.5, True])
+def test_integrated_gradients_refuse_bad_steps(steps):
+    model = _PolyModel()
+    X = {"a": np.zeros((2, 3)), "b": np.zeros((2, 2))}
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        integrated_gradients(model, X, np.ones((2, 2), bool), 0, steps=steps)
+
+
+def test_integrated_gradients_name_a_missing_modality():
+    with pytest.raises(ValueError, match=r"lacks the model's modalities \['b'\]"):
+        integrated_gradients(_PolyModel(), {"a": np.zeros((2, 3))}, np.ones((2, 2), bool), 0)
 
 
 def test_records_of_the_risk_alone():

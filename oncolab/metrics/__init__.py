@@ -2,13 +2,15 @@
 models, calibration, conformal prediction sets and subgroups.
 
 Chapter 10 ("Fusion strategies") teaches the point metrics and their bootstrap intervals;
-chapter 13 ("Evaluation and clinical validity") calibration, conformal sets, subgroups and
-the shift to a new center.
+chapter 13 ("Evaluation and clinical validity") calibration, decision curves, conformal sets,
+subgroups and the shift to a new center.
 
 * :mod:`~oncolab.metrics.classification`: :func:`macro_auc`, :func:`point_metrics`,
   :func:`bootstrap_metrics`, :func:`bootstrap_ci` (any metric) and :func:`paired_bootstrap`
   (the difference between two models on the same patients);
 * :mod:`~oncolab.metrics.calibration`: reliability data, ECE, temperature scaling;
+* :mod:`~oncolab.metrics.decision`: net benefit and decision curves (:func:`net_benefit`,
+  :func:`decision_curve`, :func:`net_benefit_difference`);
 * :mod:`~oncolab.metrics.conformal`: split-conformal prediction sets and their coverage;
 * :mod:`~oncolab.metrics.subgroups`: metrics by subgroup, and under a change of center.
 
@@ -39,11 +41,12 @@ from .classification import (
     point_metrics,
 )
 from .conformal import CONFORMAL_SCORES, SplitConformal, conformal_quantile, set_coverage
+from .decision import decision_curve, net_benefit, net_benefit_difference
 from .subgroups import age_bands, center_shift, subgroup_table
 
 __all__ = [
     "CONFORMAL_SCORES", "METRICS", "SplitConformal", "TemperatureScaler", "UndefinedMetricError", "age_bands",
-    "bootstrap_ci", "bootstrap_metrics", "center_shift", "conformal_quantile", "expected_calibration_error",
-    "macro_auc", "paired_bootstrap", "plot_reliability", "point_metrics", "reliability_table", "set_coverage",
+    "bootstrap_ci", "bootstrap_metrics", "center_shift", "conformal_quantile", "decision_curve",
+    "expected_calibration_error", "macro_auc", "net_benefit", "net_benefit_difference", "paired_bootstrap", "plot_reliability", "point_metrics", "reliability_table", "set_coverage",
     "subgroup_table",
 ]
