@@ -61,15 +61,35 @@ def parse_time_v(stderr: str) -> dict:
     return {"wall_s": wall, "cpu_s": cpu, "peak_mib": int(field("Maximum resident set size (kbytes)")) / 1024}
 
 
-def run_preset(name: str, out: Path, cores: int | None, extra: list[str]) -> dict:
-    """One `oncolab run --preset NAME` under `/usr/bin/time -v`; its numbers and the run's own timings."""
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "oncolab.cli", "run", "--preset", name, "--quiet",
-           "--out", str(out), *extra]
+def pinned(cmd: list[str], cores: int | None) -> tuple[list[str], dict]:
+    """``cmd`` pinned to the first ``cores`` cores (where the machine has more), and its environment.
+
+    Parameters
+    ----------
+    cmd : list of str
+        The command.
+    cores : int or None
+        Cores to stand for; None leaves the command and the environment as they are.
+
+    Returns
+    -------
+    tuple
+        The command (behind ``taskset`` where it pins) and the environment, with the BLAS and
+        OpenMP thread counts (PyTorch's threads) capped to ``cores``.
+    """
     env = dict(os.environ)
     if cores:
         env.update({k: str(cores) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
         if (os.cpu_count() or cores) > cores and shutil.which("taskset"):
             cmd = ["taskset", "-c", f"0-{cores - 1}", *cmd]
+    return cmd, env
+
+
+def run_preset(name: str, out: Path, cores: int | None, extra: list[str]) -> dict:
+    """One `oncolab run --preset NAME` under `/usr/bin/time -v`; its numbers and the run's own timings."""
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", "oncolab.cli", "run", "--preset", name, "--quiet",
+           "--out", str(out), *extra]
+    cmd, env = pinned(cmd, cores)
     load0 = os.getloadavg()[0]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     row = {"preset": name, "returncode": proc.returncode, "load_before": load0, "load_after": os.getloadavg()[0]}
