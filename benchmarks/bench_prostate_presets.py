@@ -24,6 +24,13 @@ Measured on the book's 2-core machine, shared with other jobs (load average 4-5)
     crossfusion       49      33       1165       26      13      0.78
 
 About 1 GB of the peak is the libraries themselves (PyTorch, scikit-learn, matplotlib).
+
+The slide stages describe each tile by hand-made features by default; a network backbone
+trained on the tiles (``--tile-backbone resnet`` or ``vit``, with ``--tile-pixels`` and
+``--tile-epochs``) keeps the tiles themselves in memory and trains one network per fold, so
+time it with the same arguments, e.g.
+`-- --n-patients 300 --no-ablation --reports 1 --tile-backbone vit --tile-pixels 16`.
+The MRI network's epochs are ``--mri-epochs``.
 """
 
 from __future__ import annotations

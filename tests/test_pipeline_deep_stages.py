@@ -458,3 +458,18 @@ def test_run_help_describes_every_preset(capsys):
     out = capsys.readouterr().out
     for name, summary in PRESET_SUMMARIES.items():
         assert f"  {name} " in out and summary.split(":")[0] in out
+
+
+def test_a_pretrained_stage_is_rebuilt_with_the_pretrained_architecture_without_the_hub():
+    """Loading a stage trained from ImageNet weights builds timm's network (no download), not the small one."""
+    from oncolab.pipeline.stages import RadiographCNN
+
+    ref_resnet = image_classifier("resnet", True, 1, 3, 64, 0, download=False)
+    small = image_classifier("resnet", False, 1, 3, 64, 0)
+    assert ref_resnet.num_features == 512 and small.num_features != 512
+    rebuilt = RadiographCNN(pretrained=True).new_model(3, config={}, fold=0)
+    assert rebuilt.state_dict().keys() == ref_resnet.state_dict().keys()
+    tile = PathologyTileViT(tile_pixels=32, pretrained=True).new_model(3, config={}, fold=0)
+    ref_vit = image_classifier("vit", True, 3, 3, 32, 0, download=False)
+    assert {k[len("encoder."):] for k in tile.state_dict() if k.startswith("encoder.")} == set(ref_vit.state_dict())
+    assert ref_vit.patch_embed.patch_size == (16, 16)

@@ -14,12 +14,15 @@ from oncolab.pipeline import OncoLabSystem, SystemConfig, preset, read_inputs
 from oncolab.pipeline.presets import PRESETS, preset_cohort
 from oncolab.pipeline.stages import STAGES, RiskCrossFittedStage, Targets
 from oncolab.pipeline.stages.prostate import (
+    TILE_BACKBONES,
     MRICNN3d,
+    PathologyConvFusion,
     PathologyCrossFusion,
     PathologyWsiMIL,
     check_pyramid,
 )
 from oncolab.survival import harrell_c
+from oncolab.vision.multiscale import stain_blob_features
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,32 @@ def test_the_presets_name_their_stages_and_their_cohort():
     assert preset("chimera", fusion="crossattn").fusion == "crossattn"
     with pytest.raises(ValueError, match="unknown preset 'chimaera'"):
         preset_cohort("chimaera")
+
+
+def test_the_training_budgets_of_the_prostate_stages_are_settings():
+    cfg = quick(mil_epochs=5, mri_epochs=3, folds=2, seed=4)
+    assert SystemConfig().mri_epochs == 8 and SystemConfig().tile_backbone == "stain_blob"
+    mri = MRICNN3d.from_config(cfg)
+    assert (mri.epochs, mri.folds, mri.seed) == (3, 2, 4)
+    for cls in (PathologyWsiMIL, PathologyCrossFusion, PathologyConvFusion):
+        stage = cls.from_config(cfg.replace(tile_backbone="vit", tile_pixels=16, tile_epochs=2))
+        assert (stage.epochs, stage.tile_backbone, stage.tile_pixels, stage.tile_epochs) == (5, "vit", 16, 2)
+    assert "mri_epochs" in cfg.stage_settings() and "tile_backbone" in cfg.stage_settings()
+    assert SystemConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="mri_epochs must be >= 1, got 0"):
+        quick(mri_epochs=0)
+    with pytest.raises(ValueError, match="tile_backbone='uni' is not available; expected one of "
+                                         "\\['stain_blob', 'resnet', 'vit'\\]"):
+        quick(tile_backbone="uni")
+    assert TILE_BACKBONES == ("stain_blob", "resnet", "vit")
+    with pytest.raises(ValueError, match="tile_backbone must be one of .* got 'cnn'"):
+        PathologyCrossFusion(tile_backbone="cnn")
+    with pytest.raises(ValueError, match="ViT backbone needs tile_pixels to be a multiple of 4, got 6"):
+        PathologyCrossFusion(tile_backbone="vit", tile_size=12, tile_pixels=6)
+    with pytest.raises(ValueError, match="pretrained ViT backbone needs tile_pixels to be a multiple of 16, got 8"):
+        PathologyCrossFusion(tile_backbone="vit", tile_pixels=8, pretrained=True)
+    with pytest.raises(ValueError, match="tile_pixels \\(12\\) must divide tile_size \\(32\\)"):
+        PathologyCrossFusion(tile_backbone="resnet", tile_pixels=12)
 
 
 # --- cross-fitting on the risk ------------------------------------------------------------------
@@ -138,8 +167,8 @@ def test_mri_stage_masks_the_patients_without_mri(small):
     raw, usable, _ = MRICNN3d.read(small, cfg)
     np.testing.assert_array_equal(usable, small.presence["mri"].to_numpy())
     assert all(raw[i] is None for i in np.flatnonzero(~usable))
-    stage = MRICNN3d.from_config(cfg)
-    stage.epochs = 2
+    stage = MRICNN3d.from_config(cfg.replace(mri_epochs=2))
+    assert stage.epochs == 2
     rows = np.flatnonzero(usable)
     Z = stage.fit_transform(raw, rows, survival_targets(small))
     assert (Z[~usable] == 0).all() and np.isfinite(Z).all()
@@ -150,6 +179,63 @@ def test_mri_stage_masks_the_patients_without_mri(small):
     wrong[rows[0]] = np.zeros((3, 8, 16, 8), np.float32)
     with pytest.raises(ValueError, match="must have the shape \\(3, 8, 16, 16\\)"):
         stage.transform(wrong)
+
+
+@pytest.mark.parametrize("backbone", ["resnet", "vit"])
+def test_a_network_tile_backbone_reads_the_same_tiles_and_learns_within_each_fold(small, backbone):
+    cfg = quick(modalities=("pathology",), tile_backbone=backbone, tile_pixels=8, tile_epochs=1, mil_epochs=2)
+    raw, usable, _ = PathologyCrossFusion.read(small, cfg)
+    assert usable.all() and raw[0].dtype == np.uint8 and raw[0].shape == (3, 16, 32, 32, 3)
+    # the hand-made bag is the hand-made description of exactly these tiles
+    hand, _, _ = PathologyCrossFusion.read(small.subset([0, 5]), cfg.replace(tile_backbone="stain_blob"))
+    for k, i in enumerate([0, 5]):
+        np.testing.assert_allclose(stain_blob_features(raw[i]), hand[k], rtol=1e-5, atol=1e-5)
+    stage = PathologyCrossFusion.from_config(cfg)
+    rows = np.arange(36)
+    targets = survival_targets(small)
+    Z = stage.fit_transform(raw, rows, targets)
+    assert Z.shape == (len(small), 1) and np.isfinite(Z).all() and len(stage.models) == 2
+    np.testing.assert_allclose([Z[rows, 0].mean(), Z[rows, 0].std(ddof=1)], [0.0, 1.0], atol=1e-9)
+    inputs = stage.prepare(raw, rows, None)
+    assert inputs[0].shape == (len(small), 3, 16, 8, 8, 3)   # tiles shrunk to tile_pixels
+    for m in stage.models:
+        # each fold's encoder learnt on the tiles (its loss recorded per epoch), and its embeddings are
+        # standardised per scale on the fold's own fitting patients (those it did not predict out of fold)
+        assert len(m.encoder.history_) == 1 and len(m.pool.history_) == 2
+        own = stage.predict_model(m, inputs, rows)
+        held = np.isclose(Z[rows, 0] * stage.scale_ + stage.center_, own, rtol=0, atol=1e-5)
+        assert held.sum() == 18
+        emb = stage.embed(m, inputs[0][rows[~held]]).numpy()
+        assert emb.shape[:3] == (18, 3, 16)
+        np.testing.assert_allclose(emb.mean((0, 2)), 0.0, atol=1e-4)
+        np.testing.assert_allclose(emb.std((0, 2), ddof=1)[np.ptp(emb, (0, 2)) > 0], 1.0, atol=1e-3)
+    # same seed, same bytes; saved and loaded without reaching the model hub
+    again = PathologyCrossFusion.from_config(cfg).fit_transform(raw, rows, targets)
+    np.testing.assert_array_equal(again, Z)
+    config, arrays = stage.state()
+    assert config["settings"]["tile_backbone"] == backbone and "feature_mean" not in arrays
+    back = PathologyCrossFusion.from_state(json.loads(json.dumps(config)), arrays)
+    np.testing.assert_array_equal(back.transform(raw), stage.transform(raw))
+    # a map of every region of a slide, from the tiles
+    centers, bag = stage.region_inputs(small.slide(0))
+    assert bag.shape == (3, len(centers), 8, 8, 3)
+    maps = stage.region_maps(bag)
+    assert maps["risk"].shape == (len(centers),) and np.isclose(maps["attention"].sum(), 1.0)
+    with pytest.raises(ValueError, match="a bag of tiles must be uint8 \\(3 scales, N regions, 32, 32, 3\\)"):
+        stage.shrink(np.zeros((3, 16, 18), np.float32))
+
+
+def test_the_pretrained_backbones_are_rebuilt_without_the_hub(monkeypatch):
+    from oncolab.env import HubUnavailableError
+
+    monkeypatch.setenv("ONCOLAB_OFFLINE", "1")
+    for backbone, width in (("resnet", 512), ("vit", 192)):
+        stage = PathologyCrossFusion(tile_backbone=backbone, tile_pixels=16, pretrained=True)
+        net = stage.tile_encoder(5, seed=0, download=False)   # timm's architecture, no weights fetched
+        assert net.num_features == width
+        assert net(torch.zeros(2, 3, 16, 16)).shape == (2, 5)
+        with pytest.raises(HubUnavailableError):
+            stage.tile_encoder(5, seed=0, download=True)
 
 
 def test_pyramid_stages_refuse_a_slide_region():

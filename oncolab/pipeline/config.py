@@ -21,6 +21,7 @@ from typing import Any
 
 from ..data import MODALITIES
 from .stages import DETECTORS, STAGES
+from .stages.prostate import TILE_BACKBONES
 
 __all__ = ["FORMAT_VERSION", "SystemConfig", "add_arguments", "choices", "config_from_args"]
 
@@ -51,7 +52,8 @@ def choices(name: str) -> tuple[str, ...]:
         return tuple(STAGES[name[: -len("_encoder")]])
     fixed = {"detector": tuple(DETECTORS), "fusion": _fusions(), "head": ("ordinal", "softmax"),
              "task": ("multitask", "diagnosis", "survival"), "stage_output": ("logp", "features"),
-             "tile_pooling": ("mean", "attention"), "lab_narration": ("all", "abnormal")}
+             "tile_pooling": ("mean", "attention"), "lab_narration": ("all", "abnormal"),
+             "tile_backbone": TILE_BACKBONES}
     return fixed.get(name, ())
 
 
@@ -91,14 +93,18 @@ class SystemConfig:
                                stage=True)
     detector_epochs: int = _setting(12, "YOLO training epochs", 1, stage=True)
     detector_imgsz: int = _setting(96, "YOLO image size (a multiple of 32)", 32, stage=True)
-    mil_epochs: int = _setting(40, "training epochs of each cross-fitted attention-MIL model", 1, stage=True)
+    mil_epochs: int = _setting(40, "training epochs of each cross-fitted attention-MIL model (and of the slide-pyramid "
+                               "stages' survival models)", 1, stage=True)
     tile_size: int = _setting(64, "pathology tile side in pixels", 8, stage=True)
     max_tiles: int = _setting(8, "tissue tiles per slide region read by the deep tile stages (drawn at random "
                               "beyond that)", 1, stage=True)
-    tile_pixels: int = _setting(32, "side the deep tile stages shrink each tile to (must divide tile_size)", 8,
-                                stage=True)
-    tile_epochs: int = _setting(4, "training epochs of each cross-fitted tile encoder (resnet_tiles, vit_tiles)", 1,
-                                stage=True)
+    tile_pixels: int = _setting(32, "side the deep tile stages (and a slide-pyramid stage's network tile_backbone) "
+                                "shrink each tile to (must divide tile_size)", 8, stage=True)
+    tile_epochs: int = _setting(4, "training epochs of each cross-fitted tile encoder (resnet_tiles, vit_tiles, and "
+                                "the slide-pyramid stages' tile_backbone)", 1, stage=True)
+    tile_backbone: str = _setting("stain_blob", "how the slide-pyramid stages (wsi_mil, crossfusion, convfusion) "
+                                  "describe a tile: stain_blob (hand-made features), or a resnet or vit trained on "
+                                  "the tiles in each fold (tile_pixels, tile_epochs, pretrained)", stage=True)
     tile_pooling: str = _setting("mean", "how the tile stages pool a patient's tiles: mean, or attention "
                                  "(attention-MIL on the tile embeddings)", stage=True)
     stage_output: str = _setting("logp", "what the deep image stages hand the fusion: class log-probabilities "
@@ -110,6 +116,8 @@ class SystemConfig:
                                   "only the abnormal ones", stage=True)
     text_components: int = _setting(16, "PCA components of the lab-text embedding", 1, stage=True)
     bert_epochs: int = _setting(10, "masked-language-model pretraining epochs of labs_encoder=bert", 1, stage=True)
+    mri_epochs: int = _setting(8, "training epochs of each cross-fitted 3-D MRI network (mri_encoder=cnn3d)", 1,
+                               stage=True)
     folds: int = _setting(3, "cross-fitting folds of the supervised stages", 2, stage=True)
     gene_components: int = _setting(16, "PCA components of genes_encoder=pca", 1, stage=True)
     fusion: str = _setting("attention", "fusion strategy (chapter 10)")

@@ -133,7 +133,8 @@ def image_encoder(name: str, pretrained: bool = False, in_chans: int = 3, num_cl
     return model
 
 
-def image_classifier(family: str, pretrained: bool, in_chans: int, num_classes: int, size: int, seed: int):
+def image_classifier(family: str, pretrained: bool, in_chans: int, num_classes: int, size: int, seed: int,
+                     download: bool = True):
     """An image classifier of a family: the book's small network from scratch, or timm's with ImageNet weights.
 
     Taught in chapters 2 and 4; the deep stages of the complete system (chapter 12) build their
@@ -154,13 +155,18 @@ def image_classifier(family: str, pretrained: bool, in_chans: int, num_classes: 
         pretrained).
     seed : int
         Seeds the initialisation.
+    download : bool
+        With ``pretrained``: fetch the ImageNet weights (needs the hub). ``False`` builds the
+        same timm architecture without weights, for a saved model whose own weights are then
+        loaded into it (no hub needed).
 
     Returns
     -------
     torch.nn.Module
     """
+    fetch = pretrained and download
     if family == "resnet":
-        return image_encoder("resnet18" if pretrained else "small_resnet", pretrained=pretrained, in_chans=in_chans,
+        return image_encoder("resnet18" if pretrained else "small_resnet", pretrained=fetch, in_chans=in_chans,
                              num_classes=num_classes, seed=seed)
     if family != "vit":
         raise ValueError(f"family must be 'resnet' or 'vit', got {family!r}")
@@ -169,7 +175,7 @@ def image_classifier(family: str, pretrained: bool, in_chans: int, num_classes: 
         raise ValueError(f"a {'pretrained ' if pretrained else ''}ViT needs an input side that is a multiple of "
                          f"{patch}, got {size}")
     if pretrained:
-        return image_encoder("vit_tiny", pretrained=True, in_chans=in_chans, num_classes=num_classes, seed=seed,
+        return image_encoder("vit_tiny", pretrained=fetch, in_chans=in_chans, num_classes=num_classes, seed=seed,
                              img_size=size)
     return image_encoder("small_vit", in_chans=in_chans, num_classes=num_classes, seed=seed, img_size=size,
                          patch_size=size // 8)

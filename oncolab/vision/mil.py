@@ -255,18 +255,21 @@ class TileModel(nn.Module):
 
     The complete system's deep tile stages (chapter 12) train ``encoder`` on tiles labelled with
     their slide's class, then ``pool`` (a :class:`GatedAttentionMIL`) on the encoder's tile
-    embeddings; with ``pool=None`` the tiles are averaged. Keeping both in one module keeps
+    embeddings; with ``pool=None`` the tiles are averaged. The prostate slide stages with a
+    network tile backbone (chapter 14) keep their survival model over the tile embeddings
+    (attention-MIL, CrossFusion or ConvFusion) as ``pool``. Keeping both in one module keeps
     their weights together (one ``state_dict``).
 
     Parameters
     ----------
     encoder : torch.nn.Module
         An image classifier (e.g. from :func:`oncolab.vision.image_encoder`).
-    pool : GatedAttentionMIL or None
-        The pooling over a slide's tile embeddings.
+    pool : torch.nn.Module or None
+        The model over a slide's tile embeddings (:class:`GatedAttentionMIL`, or a survival
+        model of :mod:`oncolab.vision.multiscale`).
     """
 
-    def __init__(self, encoder: nn.Module, pool: GatedAttentionMIL | None = None):
+    def __init__(self, encoder: nn.Module, pool: nn.Module | None = None):
         super().__init__()
         self.encoder = encoder
         self.pool = pool

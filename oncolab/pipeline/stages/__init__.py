@@ -20,13 +20,16 @@ mri            ``cnn3d`` (3D ResNet on the three sequences; learns from survival
 
 The prostate cohort's slide pyramids have their own pathology stages, which learn from
 survival: ``wsi_mil`` (attention-MIL over 20x tiles), ``crossfusion`` and ``convfusion``
-(5x, 10x and 20x tiles merged by cross-attention or by convolution); chapter 14.
+(5x, 10x and 20x tiles merged by cross-attention or by convolution); chapter 14. Their
+tiles are described by ``SystemConfig.tile_backbone``: the hand-made ``stain_blob``
+features, or a ``resnet`` / ``vit`` trained within each cross-fitting fold.
 
 The radiograph stages find the lesion with a detector from :data:`DETECTORS` (``finder``,
 ``yolo``, or ``annotated``: the one deliberate exception that reads a label at prediction).
 
 Adding an encoder: write one class (a :class:`Stage`, a :class:`CrossFittedStage` when it
-learns from the diagnosis, or a :class:`RiskCrossFittedStage` when it learns from survival) and add one line to :data:`STAGES`; the configuration, the CLI
+learns from the diagnosis, or a :class:`RiskCrossFittedStage` when it learns from survival)
+and add one line to :data:`STAGES`; the configuration, the CLI
 options and saving pick it up from here.
 """
 

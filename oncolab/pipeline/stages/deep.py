@@ -166,8 +166,8 @@ class TileEncoderStage(CrossFittedEncoder):
         from ...vision.encoders import image_classifier
         from ...vision.mil import GatedAttentionMIL, TileModel
 
-        encoder = image_classifier(self.family, self.pretrained and config is None, 3, n_classes, self.tile_pixels,
-                               self.seed + fold)
+        encoder = image_classifier(self.family, self.pretrained, 3, n_classes, self.tile_pixels, self.seed + fold,
+                               download=config is None)
         pool = (GatedAttentionMIL(int(encoder.num_features), n_classes, 32, 16) if self.pooling == "attention"
                 else None)
         return TileModel(encoder, pool)

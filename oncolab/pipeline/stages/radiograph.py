@@ -375,8 +375,8 @@ class RadiographCNN(_DetectorMixin, CrossFittedEncoder):
         """A fold's network; weights are downloaded only to train (``config`` given: a model to load into)."""
         from ...vision.encoders import image_classifier
 
-        return image_classifier(self.family, self.pretrained and config is None, 1, n_classes, self.crop_size,
-                                self.seed + fold)
+        return image_classifier(self.family, self.pretrained, 1, n_classes, self.crop_size, self.seed + fold,
+                                download=config is None)
 
     def fit_model(self, inputs, rows, y, n_classes, seed):
         from ...vision.encoders import train_classifier
