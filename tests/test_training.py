@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from oncolab.training import FitResult, fit, limit_threads
@@ -61,6 +62,44 @@ def test_full_batch_fit_equals_a_hand_written_loop(optimizer):
     assert res.curve("train_loss") == losses
     assert res.steps == 25 and res.best_epoch == 24 and not res.stopped_early and res.seconds > 0
     assert not ours.training
+
+
+def test_mini_batch_fit_of_a_cnn_equals_a_hand_written_loop():
+    # chapter 2's check: the same initial weights and the same batches in the same order give the
+    # same weights and batch-norm statistics as a plain epoch / batch loop
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(40, 1, 12, 12, generator=g), torch.randint(0, 3, (40,), generator=g)
+
+    def cnn():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                 nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+
+    def loss_fn(model, idx):
+        return F.cross_entropy(model(X[idx]), y[idx])
+
+    order = torch.Generator().manual_seed(1)
+    batches = [torch.randperm(40, generator=order).split(16) for _ in range(3)]
+    ref = cnn()
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-2)
+    losses = []
+    for epoch in range(3):
+        ref.train()
+        total = 0.0
+        for idx in batches[epoch]:
+            loss = loss_fn(ref, idx)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        losses.append(total / 40)
+    ours = cnn()
+    res = fit(ours, loss_fn, lambda epoch: batches[epoch], epochs=3, lr=1e-2, seed=0)
+    assert _same_weights(ours, ref)  # every weight and batch-norm buffer, bit for bit
+    assert not _same_weights(ours, cnn())  # and training did move them
+    np.testing.assert_allclose(res.curve("train_loss"), losses, rtol=1e-6)
+    assert res.steps == 3 * 3 and not ours.training
 
 
 def test_fit_reaches_the_least_squares_solution():

@@ -1,8 +1,9 @@
 """oncolab.vision models and explanations, checked against the libraries they teach.
 
-ResNet vs timm's ResNet, ViT vs timm's VisionTransformer, attention vs nn.MultiheadAttention,
-convolution vs F.conv2d, Grad-CAM vs the grad-cam package; plus the input conversion rules,
-feature extraction and the pointing game.
+ResNet vs timm's ResNet, residual blocks vs timm's and torchvision's, ViT vs timm's
+VisionTransformer, attention vs nn.MultiheadAttention, patches vs F.unfold, convolution vs
+F.conv2d and a sliding-window convolution, Grad-CAM vs the grad-cam package and the class
+activation map; plus the input conversion rules, feature extraction and the pointing game.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ import torch.nn.functional as F
 from timm.models.resnet import BasicBlock as TimmBasicBlock
 from timm.models.resnet import Bottleneck as TimmBottleneck
 from timm.models.vision_transformer import VisionTransformer as TimmViT
+from torchvision.models.resnet import BasicBlock as TorchvisionBasicBlock
+from torchvision.models.resnet import Bottleneck as TorchvisionBottleneck
 
 from oncolab.env import HubUnavailableError
 from oncolab.vision import (
+    Attention,
     BasicBlock,
     Bottleneck,
     ResNet,
@@ -71,6 +75,19 @@ def test_conv2d_by_hand_equals_torch(stride, padding):
     np.testing.assert_allclose(ours, ref, atol=1e-10)
 
 
+@pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 1), (3, 2)])
+def test_conv2d_by_hand_equals_a_sliding_window_convolution(stride, padding):
+    # chapter 2 writes the formula the other way round: every K x K window, then one einsum
+    rng = np.random.default_rng(3)
+    x, w, b = rng.normal(size=(2, 3, 10, 7)), rng.normal(size=(5, 3, 3, 2)), rng.normal(size=5)
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))[:, :, ::stride, ::stride]
+    ref = np.einsum("ncijuv,ocuv->noij", windows, w) + b[None, :, None, None]
+    ours = conv2d_by_hand(x, w, b, stride=stride, padding=padding)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
 def test_conv2d_by_hand_rejects_mismatched_channels():
     with pytest.raises(ValueError, match=r"weight must be \(O, C=3"):
         conv2d_by_hand(np.zeros((1, 3, 5, 5)), np.zeros((2, 4, 3, 3)))
@@ -93,6 +110,26 @@ def test_residual_blocks_match_timm(ours_cls, timm_cls, in_ch, width, stride):
     x = torch.randn(2, in_ch, 16, 16)
     with torch.no_grad():
         np.testing.assert_allclose(ours.eval()(x).numpy(), ref.eval()(x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("ours_cls,tv_cls,in_ch,width,stride", [
+    (BasicBlock, TorchvisionBasicBlock, 16, 16, 1), (BasicBlock, TorchvisionBasicBlock, 16, 32, 2),
+    (Bottleneck, TorchvisionBottleneck, 64, 16, 1), (Bottleneck, TorchvisionBottleneck, 32, 16, 2)])
+def test_residual_blocks_match_torchvision(ours_cls, tv_cls, in_ch, width, stride):
+    ours = _randomise_batchnorm(ours_cls(in_ch, width, stride=stride), seed=1)
+    down = None if ours.downsample is None else torch.nn.Sequential(
+        torch.nn.Conv2d(in_ch, width * ours_cls.expansion, 1, stride=stride, bias=False),
+        torch.nn.BatchNorm2d(width * ours_cls.expansion))
+    ref = tv_cls(in_ch, width, stride=stride, downsample=down)
+    ref.load_state_dict(ours.state_dict())  # strict: the same parameters under the same names
+    x = torch.randn(3, in_ch, 12, 12, generator=torch.Generator().manual_seed(0))
+    for train in (True, False):  # batch statistics, then the (updated) running statistics
+        with torch.no_grad():
+            a, b = ours.train(train)(x), ref.train(train)(x)
+        assert a.shape == (3, width * ours_cls.expansion, 12 // stride, 12 // stride)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    for u, v in zip(ours.state_dict().values(), ref.state_dict().values()):
+        assert torch.allclose(u.double(), v.double(), atol=1e-6)  # the same running statistics after
 
 
 @pytest.mark.parametrize("name,builder", [("resnet18", ResNet.resnet18), ("resnet50", ResNet.resnet50)])
@@ -146,6 +183,37 @@ def test_multi_head_attention_equals_torch():
     torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(attn, ref_w, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(attn.sum(-1), torch.ones(3, 4, 10))
+
+
+def test_vit_attention_layer_equals_torch_multihead_attention():
+    torch.manual_seed(1)
+    mha = torch.nn.MultiheadAttention(32, 4, batch_first=True)
+    ours = Attention(32, num_heads=4)
+    with torch.no_grad():
+        mha.in_proj_bias.normal_(0, 0.1)  # non-zero biases (PyTorch starts them at zero)
+        mha.out_proj.bias.normal_(0, 0.1)
+        ours.qkv.weight.copy_(mha.in_proj_weight)
+        ours.qkv.bias.copy_(mha.in_proj_bias)
+        ours.proj.weight.copy_(mha.out_proj.weight)
+        ours.proj.bias.copy_(mha.out_proj.bias)
+    ours.keep_attention = True
+    x = torch.randn(2, 7, 32)
+    with torch.no_grad():
+        ref_out, ref_w = mha(x, x, x, need_weights=True, average_attn_weights=False)
+        out = ours(x)
+    torch.testing.assert_close(out, ref_out, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours.attention, ref_w, atol=1e-6, rtol=1e-5)
+    ours.keep_attention = False
+    ours(x)
+    assert ours.attention is None
+
+
+def test_patchify_equals_torch_unfold():
+    x = torch.randn(2, 3, 16, 24)
+    ref = F.unfold(x, kernel_size=4, stride=4).transpose(1, 2)  # (N, L, C*P*P), channel first
+    ours = patchify(x, 4)
+    assert ours.shape == (2, 4 * 6, 3 * 16)
+    torch.testing.assert_close(ours, ref, atol=0, rtol=0)
 
 
 def test_patchify_then_linear_equals_patch_embedding_convolution():
@@ -210,6 +278,39 @@ def test_grad_cam_equals_the_grad_cam_package(builder, targets):
     ref = grad_cam_package(model, model.last_conv_layer, x, targets=targets)
     assert ours.shape == ref.shape == (4, 32, 32)
     assert ours.max() > 0.99  # a non-trivial map, scaled to [0, 1]
+    np.testing.assert_allclose(ours, ref, atol=1e-4)
+
+
+@pytest.mark.parametrize("targets", [None, 2])
+def test_grad_cam_of_a_pooled_linear_head_is_the_class_activation_map(targets):
+    # after global average pooling and a linear head, d y_c / d A_kij = W_ck / (h w) exactly, so
+    # Grad-CAM at the last block is ReLU(sum_k W_ck A_k) / (h w), the class activation map
+    torch.manual_seed(4)
+    model = _randomise_batchnorm(ResNet(layers=(1, 1), widths=(8, 16), in_chans=1, num_classes=3,
+                                        stem="small")).eval()
+    x = torch.randn(5, 1, 24, 24)
+    ours = grad_cam(model, model.last_conv_layer, x, targets=targets)
+    with torch.no_grad():
+        A = model.forward_features(x)
+        c = model(x).argmax(1) if targets is None else torch.full((5,), targets)
+        h, w = A.shape[-2:]
+        cam = torch.relu(torch.einsum("nk,nkhw->nhw", model.fc.weight[c], A)) / (h * w)
+
+    def scale(m):
+        m = m - m.amin((-2, -1), keepdim=True)
+        return m / (1e-7 + m.amax((-2, -1), keepdim=True))
+
+    ref = scale(F.interpolate(scale(cam)[:, None], size=(24, 24), mode="bilinear", align_corners=False)[:, 0])
+    assert ours.max() > 0.99
+    np.testing.assert_allclose(ours, ref.numpy(), atol=1e-5)
+
+
+def test_grad_cam_at_an_inner_layer_equals_the_grad_cam_package():
+    torch.manual_seed(5)
+    model = _randomise_batchnorm(ResNet.small(in_chans=1, num_classes=3, widths=(8, 16, 32, 64))).eval()
+    x = torch.randn(3, 1, 32, 32)
+    ours = grad_cam(model, model.layer2, x)
+    ref = grad_cam_package(model, model.layer2, x)
     np.testing.assert_allclose(ours, ref, atol=1e-4)
 
 
