@@ -15,6 +15,7 @@ module                     what it holds
 ``presets.py``             named configurations (``handcrafted``, ``learned``, ...)
 ``system.py``              :class:`OncoLabSystem`: composes stages and fusion; save/load
 ``experiments.py``         :func:`ablation`, :func:`robustness`, :func:`detection_metrics`
+``seeds.py``               :func:`compare_seed_systems`: the seed presets beside the seeds' numbers
 ``report.py``              :func:`patient_report` (one patient's Markdown report), :func:`feature_importance`
 =========================  ==================================================================
 """
@@ -25,16 +26,17 @@ from .config import FORMAT_VERSION, SystemConfig
 from .experiments import ablation, detection_metrics, robustness
 from .presets import PRESETS, preset
 from .report import (
-           explain_patient,
-           feature_importance,
-           patient_report,
-           tile_attention_map,
-           top_genes,
+    explain_patient,
+    feature_importance,
+    patient_report,
+    tile_attention_map,
+    top_genes,
 )
+from .seeds import SEED_RESULTS, SEED_SYSTEMS, compare_seed_systems, seed_systems_table
 from .stages import DETECTORS, STAGES, Inputs, Stage, stage_class
 from .system import RISK_GROUPS, OncoLabSystem, cohort_from_patient, read_inputs
 
-__all__ = ["DETECTORS", "FORMAT_VERSION", "PRESETS", "RISK_GROUPS", "STAGES", "Inputs", "OncoLabSystem", "Stage",
-           "SystemConfig", "ablation", "cohort_from_patient", "detection_metrics", "explain_patient",
-           "feature_importance", "patient_report", "preset", "read_inputs", "robustness", "stage_class",
-           "tile_attention_map", "top_genes"]
+__all__ = ["DETECTORS", "FORMAT_VERSION", "PRESETS", "RISK_GROUPS", "SEED_RESULTS", "SEED_SYSTEMS", "STAGES", "Inputs",
+           "OncoLabSystem", "Stage", "SystemConfig", "ablation", "cohort_from_patient", "compare_seed_systems",
+           "detection_metrics", "explain_patient", "feature_importance", "patient_report", "preset", "read_inputs",
+           "robustness", "seed_systems_table", "stage_class", "tile_attention_map", "top_genes"]

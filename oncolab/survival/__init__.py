@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-from ._checks import as_structured, check_survival
+from ._checks import check_survival
 from .base import SurvivalMixin, survival_matrix
 from .binning import bin_index, time_bins
 from .cox import CoxPH, breslow_baseline, cox_newton, cox_partial_likelihood
@@ -49,7 +49,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
-    "CoxPH", "KaplanMeier", "SurvivalMixin", "as_structured", "bin_index", "breslow_baseline", "brier_score",
+    "CoxPH", "KaplanMeier", "SurvivalMixin", "bin_index", "breslow_baseline", "brier_score",
     "calibration_at_horizon", "censoring_survival", "check_survival", "cohort_tabular", "concordance_counts",
     "cox_newton", "cox_partial_likelihood", "event_table", "harrell_c", "integrated_brier_score",
     "kaplan_meier", "logrank_test", "nelson_aalen", "plot_km", "plot_risk_groups", "risk_groups",

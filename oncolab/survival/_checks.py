@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_structured", "check_risk", "check_survival", "check_X"]
+__all__ = ["check_risk", "check_survival", "check_X"]
 
 
 def check_survival(y=None, *, event=None, time=None, allow_all_censored: bool = False,
@@ -83,30 +83,6 @@ def check_survival(y=None, *, event=None, time=None, allow_all_censored: bool = 
     if not allow_all_censored and not event.any():
         raise ValueError(f"all {len(time)} patients are censored (no event): survival cannot be estimated")
     return event, time
-
-
-def as_structured(event, time) -> np.ndarray:
-    """scikit-survival's structured array of (event, time).
-
-    Taught in chapter 8 (the ``y`` every estimator's ``fit`` takes). No check is made here:
-    :func:`check_survival` checks the result when a model is fitted.
-
-    Parameters
-    ----------
-    event : array-like, shape (n,)
-        Event flags, cast to bool (True = event observed).
-    time : array-like, shape (n,)
-        Follow-up times, cast to float.
-
-    Returns
-    -------
-    numpy.ndarray, shape (n,)
-        A structured array with fields ``("event", bool)`` and ``("time", float)``.
-    """
-    out = np.empty(len(time), dtype=[("event", bool), ("time", float)])
-    out["event"] = np.asarray(event, bool)
-    out["time"] = np.asarray(time, float)
-    return out
 
 
 def check_risk(risk, n: int, name: str = "risk") -> np.ndarray:

@@ -314,7 +314,7 @@ class CoxPH(SurvivalMixin, BaseEstimator):
         X : array-like or pandas.DataFrame, shape (n, p)
             Numeric covariates without NaN; a DataFrame's column names name the coefficients.
         y : numpy structured array of (event, time), shape (n,)
-            The outcome (see :func:`~oncolab.survival.as_structured`).
+            The outcome (see :func:`~oncolab.data.survival_array`).
 
         Returns
         -------
