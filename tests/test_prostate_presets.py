@@ -19,6 +19,7 @@ from oncolab.pipeline.stages.prostate import (
     PathologyConvFusion,
     PathologyCrossFusion,
     PathologyWsiMIL,
+    backbone_risks,
     check_pyramid,
 )
 from oncolab.survival import harrell_c
@@ -223,6 +224,35 @@ def test_a_network_tile_backbone_reads_the_same_tiles_and_learns_within_each_fol
     assert maps["risk"].shape == (len(centers),) and np.isclose(maps["attention"].sum(), 1.0)
     with pytest.raises(ValueError, match="a bag of tiles must be uint8 \\(3 scales, N regions, 32, 32, 3\\)"):
         stage.shrink(np.zeros((3, 16, 18), np.float32))
+
+
+def test_backbone_risks_fits_each_description_on_the_same_patients(small):
+    cfg = quick(modalities=("pathology",), tile_pixels=8, tile_epochs=1, mil_epochs=2)
+    raw, _, _ = PathologyCrossFusion.read(small, cfg.replace(tile_backbone="resnet"))
+    tiles = np.stack(raw)
+    lab = small.labels
+    time, event = lab["time"].to_numpy(float), lab["event"].to_numpy(bool)
+    train, test = np.arange(36), np.arange(36, 48)
+    risks, seconds = backbone_risks(cfg, tiles, train, test, time, event)
+    assert list(risks) == list(seconds) == list(TILE_BACKBONES)
+    assert all(r.shape == (12,) and np.isfinite(r).all() for r in risks.values())
+    # each entry is the stage of that backbone fitted on the training patients, applied to the test ones
+    hand = PathologyCrossFusion.from_config(cfg)
+    bags = stain_blob_features(tiles)
+    hand.fit_transform(bags[train], np.arange(36), Targets(np.zeros(36, int), [], time=time[train],
+                                                           event=event[train]))
+    np.testing.assert_array_equal(risks["stain_blob"], hand.transform(bags[test])[:, 0])
+    # the label of a held-out patient is never read: changing it changes nothing
+    flipped = event.copy()
+    flipped[test] = ~flipped[test]
+    np.testing.assert_array_equal(backbone_risks(cfg, tiles, train, test, time, flipped, ("vit",))[0]["vit"],
+                                  risks["vit"])
+    with pytest.raises(ValueError, match="unknown tile backbone 'unet'"):
+        backbone_risks(cfg, tiles, train, test, time, event, ("unet",))
+    with pytest.raises(ValueError, match="pathology_encoder must be a slide-pyramid stage"):
+        backbone_risks(cfg.replace(pathology_encoder="measurements"), tiles, train, test, time, event)
+    with pytest.raises(ValueError, match="tiles must be"):
+        backbone_risks(cfg, bags, train, test, time, event)
 
 
 def test_the_pretrained_backbones_are_rebuilt_without_the_hub(monkeypatch):

@@ -42,7 +42,7 @@ import numpy as np
 from .base import RiskCrossFittedStage, read_images
 
 __all__ = ["TILE_BACKBONES", "MRICNN3d", "PathologyConvFusion", "PathologyCrossFusion", "PathologyPyramid",
-           "PathologyWsiMIL", "check_pyramid", "check_volume"]
+           "PathologyWsiMIL", "backbone_risks", "check_pyramid", "check_volume"]
 
 TILE_BACKBONES = ("stain_blob", "resnet", "vit")
 """How a slide-pyramid stage describes a tile: hand-made features, or a small ResNet or ViT trained here."""
@@ -621,3 +621,63 @@ class MRICNN3d(_SurvivalModels):
     def restore(self, config, arrays):
         self.shape_ = tuple(config["shape"])
         super().restore(config, arrays)
+
+
+def backbone_risks(config, tiles: np.ndarray, train: np.ndarray, test: np.ndarray, time, event,
+                   backbones=TILE_BACKBONES) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """The held-out slide risk of one pyramid stage per tile backbone, all fitted on the same patients.
+
+    Taught in chapter 14 (which tile description?). The stage ``config.pathology_encoder``
+    (``wsi_mil``, ``crossfusion`` or ``convfusion``) is built from ``config`` once per backbone
+    of ``backbones``, fitted (cross-fitted, as in the system) on the patients ``train`` and
+    applied to ``test``; ``stain_blob`` reads the hand-made features of the very tiles the
+    networks read.
+
+    Parameters
+    ----------
+    config : SystemConfig
+        The settings (``tile_pixels``, ``tile_epochs``, ``pretrained``, ``mil_epochs``, ``folds``,
+        ``seed``, ...); its ``tile_backbone`` is replaced by each of ``backbones``.
+    tiles : ndarray (patients, scales, regions, side, side, 3) of uint8
+        Every patient's tiles, as the stage's ``read`` gives them with a network backbone.
+    train, test : array-like of int
+        Positions of the fitting and of the held-out patients in ``tiles``.
+    time, event : array-like (patients,)
+        Every patient's follow-up and event flag (only the ``train`` ones are read to fit).
+    backbones : sequence of str
+        Some of :data:`TILE_BACKBONES`.
+
+    Returns
+    -------
+    tuple
+        ``{backbone: risk of the test patients}`` and ``{backbone: seconds to fit and apply}``.
+    """
+    import time as clock
+
+    from ...vision.multiscale import stain_blob_features
+    from .base import Targets
+
+    unknown = [b for b in backbones if b not in TILE_BACKBONES]
+    if unknown:
+        raise ValueError(f"unknown tile backbone {unknown[0]!r}; expected some of {list(TILE_BACKBONES)}")
+    tiles = np.asarray(tiles)
+    if tiles.ndim != 6 or tiles.shape[-1] != 3:
+        raise ValueError(f"tiles must be (patients, scales, regions, side, side, 3), got shape {tiles.shape}")
+    train, test = np.asarray(train, int), np.asarray(test, int)
+    time, event = np.asarray(time, float), np.asarray(event, bool)
+    pyramids = {c.name: c for c in (PathologyWsiMIL, PathologyCrossFusion, PathologyConvFusion)}
+    if config.pathology_encoder not in pyramids:
+        raise ValueError(f"pathology_encoder must be a slide-pyramid stage ({list(pyramids)}), got "
+                         f"{config.pathology_encoder!r}")
+    stage_cls = pyramids[config.pathology_encoder]
+    targets = Targets(np.zeros(len(train), int), [], time=time[train], event=event[train])
+    bags = stain_blob_features(tiles) if "stain_blob" in backbones else None
+    risks, seconds = {}, {}
+    for backbone in backbones:
+        t0 = clock.perf_counter()
+        raw = bags if backbone == "stain_blob" else tiles
+        stage = stage_cls.from_config(config.replace(tile_backbone=backbone))
+        stage.fit_transform(raw[train], np.arange(len(train)), targets)
+        risks[backbone] = stage.transform(raw[test])[:, 0]
+        seconds[backbone] = clock.perf_counter() - t0
+    return risks, seconds
