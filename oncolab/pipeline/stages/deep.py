@@ -32,7 +32,7 @@ import numpy as np
 
 from .base import present
 from .outputs import CrossFittedEncoder
-from .pathology import read_slides
+from .pathology import read_tiled_slides
 from .radiograph import RadiographCNN
 
 __all__ = ["POOLINGS", "PathologyTileResNet", "PathologyTileViT", "RadiographViT", "TileEncoderStage"]
@@ -148,12 +148,7 @@ class TileEncoderStage(CrossFittedEncoder):
             t = tile_slide(region, config.tile_size, min_tissue=0.5, max_tiles=config.max_tiles, seed=config.seed)
             return downsample_tiles(t, config.tile_pixels), np.asarray(t.coords)
 
-        vals, usable, notes = read_slides(cohort, config, cut, on_bad_image)
-        tiles = np.empty(len(vals), dtype=object)
-        coords = np.empty(len(vals), dtype=object)
-        for i in np.flatnonzero(usable):
-            tiles[i], coords[i] = vals[i]
-        return {"tiles": tiles, "coords": coords}, usable, notes
+        return read_tiled_slides(cohort, config, cut, ("tiles", "coords"), on_bad_image)
 
     def usable(self, raw) -> np.ndarray:
         return present(raw["tiles"])

@@ -18,12 +18,25 @@ import numpy as np
 
 from .base import CrossFittedStage, Stage, present, read_images
 
-__all__ = ["PathologyMIL", "PathologyMeasurements", "read_slides"]
+__all__ = ["PathologyMIL", "PathologyMeasurements", "read_slides", "read_tiled_slides"]
 
 
 def read_slides(cohort, config, describe, on_bad_image: str = "raise"):
     """``describe(region)`` for every patient's slide region (object array), the usable mask and notes."""
     return read_images(cohort, "pathology", config, describe, on_bad_image)
+
+
+def read_tiled_slides(cohort, config, describe, names: tuple[str, str], on_bad_image: str = "raise"):
+    """:func:`read_slides` for a ``describe`` that returns a pair (e.g. the tiles and their coordinates).
+
+    Returns ``{names[0]: object array, names[1]: object array}`` (None where no region), the
+    usable mask and the notes.
+    """
+    vals, usable, notes = read_slides(cohort, config, describe, on_bad_image)
+    first, second = np.empty(len(vals), dtype=object), np.empty(len(vals), dtype=object)
+    for i in np.flatnonzero(usable):
+        first[i], second[i] = vals[i]
+    return {names[0]: first, names[1]: second}, usable, notes
 
 
 class PathologyMeasurements(Stage):
@@ -90,12 +103,7 @@ class PathologyMIL(CrossFittedStage):
             b = slide_tile_features(region, tile_size=config.tile_size, min_tissue=0.5)
             return b.features, np.asarray(b.tiles.coords)
 
-        vals, usable, notes = read_slides(cohort, config, bag, on_bad_image)
-        bags = np.empty(len(vals), dtype=object)
-        coords = np.empty(len(vals), dtype=object)
-        for i in np.flatnonzero(usable):
-            bags[i], coords[i] = vals[i]
-        return {"bags": bags, "coords": coords}, usable, notes
+        return read_tiled_slides(cohort, config, bag, ("bags", "coords"), on_bad_image)
 
     def usable(self, raw) -> np.ndarray:
         return present(raw["bags"])
