@@ -40,17 +40,18 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
 from bench_presets import parse_time_v, pinned
+from common import versions, write_atomic
+
+CHAPTER_LIBRARIES = ("oncolab", "torch", "numpy", "scikit-learn", "papermill", "jupyter-book")
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
@@ -244,14 +245,9 @@ def write_table(table: pd.DataFrame, path: Path, meta: dict | None = None) -> No
         How the latest run was made.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    table.to_csv(tmp, index=False, float_format="%.2f")
-    os.replace(tmp, path)
+    write_atomic(table.to_csv(index=False, float_format="%.2f"), path)
     if meta is not None:
-        side = path.with_suffix(".json")
-        tmp = side.with_name(side.name + ".partial")
-        tmp.write_text(json.dumps(meta, indent=1) + "\n")
-        os.replace(tmp, side)
+        write_atomic(json.dumps(meta, indent=1) + "\n", path.with_suffix(".json"))
 
 
 def read_table(path: Path) -> pd.DataFrame | None:
@@ -376,23 +372,6 @@ def markdown_table(table: pd.DataFrame | None, nb_paths: list[Path], meta: dict 
     return "\n".join(lines)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file."""
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _versions() -> dict:
-    out = {"python": platform.python_version(), "system": f"{platform.system()} {platform.machine()}"}
-    for name in ("oncolab", "torch", "numpy", "scikit-learn", "papermill", "jupyter-book"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def recorded_command(argv: list[str]) -> str:
     """The command line as the sidecar records it: the folders of ``--keep`` and ``--results`` left out.
 
@@ -467,11 +446,11 @@ def main(argv: list[str]) -> int:
                 "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
                 "cores": args.cores or os.cpu_count(), "machine_cores": os.cpu_count(),
                 "chapters": [nb.stem for nb in paths], "modes": modes, "kernel": KERNEL,
-                "seconds": round(time.perf_counter() - t0, 1), "versions": _versions()}
+                "seconds": round(time.perf_counter() - t0, 1), "versions": versions(CHAPTER_LIBRARIES)}
         write_table(table, results, meta)
         print(f"written: {results} and {results.with_suffix('.json').name}; executed notebooks in {root}")
     if results.resolve() == RESULTS.resolve():
-        write_text(TABLE_MD, markdown_table(table, every, meta))
+        write_atomic(markdown_table(table, every, meta), TABLE_MD)
         print(f"written: {TABLE_MD}")
     if table is not None and len(table):
         for t in check_targets(table, [nb.stem for nb in every]):

@@ -28,35 +28,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
-LIBRARIES = ("oncolab", "numpy", "pandas", "scikit-learn", "scipy", "torch", "torchvision", "timm", "transformers",
-             "ultralytics", "scikit-survival")
-
-
-def versions() -> dict[str, str]:
-    """The installed version of Python and of each library in :data:`LIBRARIES` (``"absent"`` if not installed).
-
-    Returns
-    -------
-    dict
-        ``{name: version}``.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "absent"
-    return out
-
-
-def write_atomic(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it, then :func:`os.replace`."""
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from common import RESULTS, versions, write_atomic
 
 
 def main(argv: list[str]) -> int:

@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench_seed_systems import RESULTS, versions, write_atomic
+from common import RESULTS, versions, write_atomic
 
 
 def budget(text: str) -> tuple[int, int]:
